@@ -1,0 +1,78 @@
+"""The paper's Pix2Pix settings on DIML indoor, 256 px, cGAN + L1 (lambda 100).
+
+Run:  python -m dofjax.main --config=configs/base.py --workdir=W
+Override any field on the command line, e.g. --config.batch_size=8.
+"""
+
+import ml_collections
+
+
+def get_config(arg=None):
+  """Returns the base ConfigDict; `configs/base.py:synthetic` gives the quickstart-sized arm."""
+  if arg == "synthetic":
+    from configs import quickstart
+    return quickstart.get_config()
+  if arg:
+    raise ValueError(f"Unknown config argument {arg!r}; the only one is ':synthetic'.")
+  c = ml_collections.ConfigDict()
+  c.seed = 0
+
+  # Data. `dataset` is a TFDS name: 'diml/lr', 'diml/hr', or 'synthetic_rgbd/<config>'.
+  c.dataset = "diml/lr"
+  c.data_dir = ml_collections.config_dict.placeholder(str)    # TFDS data dir; None = TFDS default.
+  c.manual_dir = ml_collections.config_dict.placeholder(str)  # The unpacked DIML download (README).
+  c.train_split = "train"
+  c.eval_split = "validation"
+  c.image_size = 256         # Random crop size (the network's input size).
+  c.load_size = 286          # Resize before the random crop (the reference's jitter).
+  c.random_flip = True
+  c.depth_near_m = 0.5       # The inverse-depth code's range (dofjax.depth).
+  c.depth_far_m = 10.0
+  c.num_data_workers = 0     # grain worker processes; 0 = in the main process.
+
+  # Model (DESIGN.md section 4: unet_256 and the 70x70 PatchGAN).
+  c.model = ml_collections.ConfigDict()
+  c.model.ngf = 64
+  c.model.num_downs = 8
+  c.model.norm = "batch"       # 'batch' or 'instance'.
+  c.model.dropout_rate = 0.5
+  c.model.ndf = 64
+  c.model.n_layers = 3         # 3 = 70x70 PatchGAN, 0 = 1x1 PixelGAN.
+  c.model.disc_norm = "batch"
+  c.model.conv_impl = "auto"   # 'auto' (per platform), 'xla' or 'matmul'.
+
+  # Loss: the ablation arm.
+  c.loss = ml_collections.ConfigDict()
+  c.loss.arm = "cgan_l1"       # 'l1', 'cgan' or 'cgan_l1'.
+  c.loss.gan_mode = "vanilla"  # 'vanilla' (BCE on logits) or 'lsgan'.
+  c.loss.lambda_l1 = 100.0
+  c.loss.bokeh_weight = 0.0    # > 0 adds L1 between DoF renders from predicted and true depth.
+
+  # Optimiser: Adam(2e-4, 0.5, 0.999), constant then linear decay to 0 (in steps).
+  c.learning_rate = 2e-4
+  c.b1 = 0.5
+  c.b2 = 0.999
+  c.batch_size = 1
+  # The reference trains 100 epochs constant + 100 epochs decay; DIML LR train is ~1500 images.
+  c.num_train_steps = 300_000
+  c.lr_constant_steps = 150_000  # Then linear decay to 0 over the remaining steps.
+
+  # Loop.
+  c.log_every_steps = 100
+  c.eval_every_steps = 5_000
+  c.num_eval_batches = -1      # -1 = the whole eval split.
+  c.eval_batch_size = 1
+  c.checkpoint_every_steps = 5_000
+  c.keep_checkpoints = 3
+  c.num_image_summaries = 4
+  c.num_samples = 4            # DoF renders written to W/samples/ at the end of training.
+  # Test-time behaviour: 'paper' = dropout on and batch statistics of the test batch (the
+  # paper's noise z); 'standard' = dropout off and running statistics.
+  c.test_time = "standard"
+  c.on_nonfinite = "stop"      # 'stop' or 'skip' (skip the update and count it).
+
+  # Devices.
+  c.parallelism = "jit"        # 'jit' (mesh + NamedSharding) or 'pmap'.
+  c.per_replica_batch_norm = False  # pmap only: BN statistics per replica, as multi-GPU pix2pix.
+  c.compute_dtype = "float32"  # 'float32' or 'bfloat16' (parameters stay float32).
+  return c

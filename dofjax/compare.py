@@ -1,0 +1,654 @@
+"""The ablation report: reads training workdirs and writes a table, curves and sample pictures.
+
+  python -m dofjax.compare W1 W2 ... --out report/ [--num_images=4] [--split=test]
+
+Each workdir W is what `python -m dofjax.main` writes:
+  W/config.json     the resolved config (loss.arm, seed, dataset, ...)
+  W/metrics.jsonl   {"step", "split": "train" | "validation", ...scalars} per line
+  W/eval_test.json  {"step", "split": "test", "metrics": {...}} from `--mode=eval` (optional)
+  W/checkpoints/    used only for the sample figure (through dofjax.inference)
+
+Workdirs are grouped by `loss.arm`; several workdirs of one arm (different seeds) give mean and
+sample standard deviation. Output in --out:
+  README.md     the table (one row per arm, every test metric), the runs, notes and warnings
+  summary.json  the same numbers at full precision, and every run's values
+  curves.png    validation metrics over training steps: mean over seeds, min..max shaded
+  losses.png    training losses likewise (when metrics.jsonl has train lines)
+  samples.png   the same test images for every arm: input | each arm's depth | ground truth |
+                each arm's DoF render | DoF render from ground truth (--num_images > 0)
+"""
+
+import argparse
+import dataclasses
+import datetime
+import json
+import math
+import os
+import sys
+from typing import Optional
+
+import numpy as np
+
+from dofjax import errors
+
+ARM_ORDER = ("l1", "cgan", "cgan_l1")
+ARM_NAMES = {"l1": "L1", "cgan": "cGAN", "cgan_l1": "cGAN+L1"}
+# Metric columns, in this order first; anything else follows alphabetically.
+METRIC_ORDER = ("abs_rel", "sq_rel", "rmse", "rmse_log", "log10", "silog", "d1", "d2", "d3",
+                "dbe_acc", "dbe_comp", "bokeh_psnr", "bokeh_ssim", "bokeh_psnr_thin_lens",
+                "bokeh_ssim_thin_lens", "l1_code")
+HIGHER_IS_BETTER_PREFIXES = ("d1", "d2", "d3", "bokeh_psnr", "bokeh_ssim", "psnr", "ssim")
+# Bookkeeping entries that are not metrics.
+NOT_METRICS = frozenset({"step", "split", "valid", "num_pixels", "count", "test_time",
+                         "learning_rate", "nonfinite", "steps_per_sec", "examples_per_sec"})
+# Config entries that legitimately differ between the workdirs of one ablation.
+CONFIG_KEYS_EXPECTED_TO_DIFFER = frozenset({"seed", "loss.arm", "data_dir", "manual_dir"})
+
+
+@dataclasses.dataclass
+class Run:
+  """One workdir, read: its config, its metric history and its final (test) metrics."""
+  path: str
+  config: dict
+  arm: str
+  seed: int
+  dataset: str
+  validation: list       # [{"step": int, key: float}], sorted by step, one per step.
+  train: list            # Same, for the train lines.
+  final: dict            # {key: float}: test metrics, or the last validation line's.
+  final_step: Optional[int]
+  source: str            # 'test' (eval_test.json) or 'validation' (last validation line).
+
+
+# ----------------------------------------------------------------------------------------------
+# Reading workdirs.
+
+
+def _flatten(d, prefix=""):
+  """Nested dict -> {'a.b': value}."""
+  out = {}
+  for k, v in d.items():
+    key = f"{prefix}{k}"
+    if isinstance(v, dict):
+      out.update(_flatten(v, key + "."))
+    else:
+      out[key] = v
+  return out
+
+
+def _scalars(record):
+  """{key: value} -> {key: float} for the finite-or-not numeric metric entries only."""
+  out = {}
+  for k, v in record.items():
+    if k in NOT_METRICS or isinstance(v, bool) or not isinstance(v, (int, float)):
+      continue
+    out[k] = float(v)
+  return out
+
+
+def read_jsonl(path):
+  """Reads metrics.jsonl -> list of dicts. A truncated last line (a run killed mid-write) is
+  dropped with a warning; any other malformed line is a UserError naming the line."""
+  with open(path) as f:
+    lines = f.read().splitlines()
+  records = []
+  for i, line in enumerate(lines):
+    if not line.strip():
+      continue
+    try:
+      rec = json.loads(line)
+      if not isinstance(rec, dict) or "step" not in rec or "split" not in rec:
+        raise ValueError("not an object with 'step' and 'split'")
+      records.append(rec)
+    except ValueError as e:
+      if i == len(lines) - 1:
+        _warn(f"{path}: ignoring a malformed last line (a run interrupted while writing?).")
+        continue
+      raise errors.UserError(f"{path} line {i + 1} is not a metrics record ({e}).") from None
+  return records
+
+
+def history(records, split):
+  """Records of one split -> [{'step': int, key: float}] sorted by step; for a step logged more
+  than once (a resumed run), the last line wins."""
+  by_step = {}
+  for rec in records:
+    if rec.get("split") == split:
+      by_step[int(rec["step"])] = {"step": int(rec["step"]), **_scalars(rec)}
+  return [by_step[s] for s in sorted(by_step)]
+
+
+def _read_json(path):
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except ValueError as e:
+    raise errors.UserError(f"{path} is not valid JSON ({e}).") from None
+
+
+def load_run(path):
+  """Reads one workdir into a Run. Raises UserError for a path that is not a dofjax workdir or
+  a workdir with no metrics yet."""
+  if not os.path.isdir(path):
+    raise errors.UserError(f"{path} is not a directory; pass training workdirs "
+                           "(the --workdir of python -m dofjax.main).")
+  config_path = os.path.join(path, "config.json")
+  if not os.path.isfile(config_path):
+    raise errors.UserError(f"{path} is not a dofjax workdir: it has no config.json. Pass the "
+                           "--workdir given to python -m dofjax.main.")
+  config = _read_json(config_path)
+  if not isinstance(config, dict):
+    raise errors.UserError(f"{config_path} does not hold a config object.")
+  arm = (config.get("loss") or {}).get("arm")
+  if not arm:
+    raise errors.UserError(f"{config_path} has no loss.arm; is it a dofjax config?")
+
+  jsonl = os.path.join(path, "metrics.jsonl")
+  records = read_jsonl(jsonl) if os.path.isfile(jsonl) else []
+  validation, train = history(records, "validation"), history(records, "train")
+
+  final, final_step, source = {}, None, "validation"
+  test_path = os.path.join(path, "eval_test.json")
+  if os.path.isfile(test_path):
+    test = _read_json(test_path)
+    if not isinstance(test, dict) or not isinstance(test.get("metrics"), dict):
+      raise errors.UserError(f"{test_path} has no 'metrics' object; rerun "
+                             "python -m dofjax.main --mode=eval for this workdir.")
+    final, final_step, source = _scalars(test["metrics"]), test.get("step"), "test"
+  elif validation:
+    last = validation[-1]
+    final = {k: v for k, v in last.items() if k != "step"}
+    final_step = last["step"]
+  if not final:
+    raise errors.UserError(
+        f"{path} has no metrics yet: no eval_test.json and no validation line in metrics.jsonl. "
+        "Let training reach its first evaluation, or run python -m dofjax.main "
+        f"--config=... --workdir={path} --mode=eval.")
+  return Run(path=path, config=config, arm=str(arm), seed=int(config.get("seed", 0)),
+             dataset=str(config.get("dataset", "?")), validation=validation, train=train,
+             final=final, final_step=None if final_step is None else int(final_step),
+             source=source)
+
+
+def load_runs(paths, allow_mixed_datasets=False):
+  """Reads every workdir; refuses duplicates and (unless allowed) mixed datasets.
+
+  Returns (runs, warnings): runs in the order given, warnings a list of strings for the report.
+  """
+  if not paths:
+    raise errors.UserError("Pass at least one workdir.")
+  seen = {}
+  for p in paths:
+    real = os.path.realpath(p)
+    if real in seen:
+      raise errors.UserError(f"{p} is given twice (also as {seen[real]}).")
+    seen[real] = p
+  runs = [load_run(p) for p in paths]
+  warnings = []
+  datasets = sorted({r.dataset for r in runs})
+  if len(datasets) > 1:
+    listing = "; ".join(f"{r.path}: {r.dataset}" for r in runs)
+    if not allow_mixed_datasets:
+      raise errors.UserError(
+          f"The workdirs were trained on different datasets ({listing}); their metrics are not "
+          "comparable. Compare one dataset at a time, or pass --allow_mixed_datasets.")
+    warnings.append(f"Mixed datasets, numbers are not comparable across them: {listing}.")
+  seen_seed = {}
+  for r in runs:
+    key = (r.arm, r.seed)
+    if key in seen_seed:
+      warnings.append(f"{seen_seed[key]} and {r.path} are both arm {r.arm} with seed {r.seed}; "
+                      "they count as two seeds.")
+    seen_seed[key] = r.path
+  sources = {r.source for r in runs}
+  if "validation" in sources:
+    missing = [r.path for r in runs if r.source == "validation"]
+    warnings.append("No eval_test.json in " + ", ".join(missing) + ": their row uses the last "
+                    "validation line instead (run --mode=eval for test numbers).")
+  return runs, warnings
+
+
+def config_differences(runs):
+  """{dotted key: [value per run]} for config entries that differ between runs, other than the
+  ones an ablation varies on purpose (seed, loss.arm, data paths)."""
+  flat = [_flatten(r.config) for r in runs]
+  keys = sorted(set().union(*flat))
+  out = {}
+  for k in keys:
+    if k in CONFIG_KEYS_EXPECTED_TO_DIFFER:
+      continue
+    values = [f.get(k, "<missing>") for f in flat]
+    if any(v != values[0] for v in values):
+      out[k] = values
+  return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Aggregation.
+
+
+def group_by_arm(runs):
+  """{arm: [runs sorted by seed]} ordered l1, cgan, cgan_l1, then any other arm by name."""
+  arms = sorted({r.arm for r in runs},
+                key=lambda a: (ARM_ORDER.index(a) if a in ARM_ORDER else len(ARM_ORDER), a))
+  return {a: sorted((r for r in runs if r.arm == a), key=lambda r: (r.seed, r.path))
+          for a in arms}
+
+
+def metric_keys(dicts):
+  """Metric names present in any of the dicts, in METRIC_ORDER then alphabetical order."""
+  keys = set()
+  for d in dicts:
+    keys.update(k for k in d if k not in NOT_METRICS and k != "step")
+  return ([k for k in METRIC_ORDER if k in keys]
+          + sorted(k for k in keys if k not in METRIC_ORDER))
+
+
+def higher_is_better(key):
+  """True for accuracy-like metrics (d1..d3, PSNR, SSIM), False for errors and losses."""
+  return key.startswith(HIGHER_IS_BETTER_PREFIXES)
+
+
+def mean_std(values):
+  """List of floats -> (mean, sample std (ddof 1; 0 for a single value), n)."""
+  v = np.asarray(values, np.float64)
+  if v.size == 0:
+    return float("nan"), float("nan"), 0
+  std = float(np.std(v, ddof=1)) if v.size > 1 else 0.0
+  return float(np.mean(v)), std, int(v.size)
+
+
+def summarize(groups):
+  """{arm: [runs]} -> {arm: {'n': int, 'seeds': [...], 'sources': {...}, 'steps': [...],
+  'metrics': {key: {'mean', 'std', 'n', 'values'}}}}."""
+  keys = metric_keys([r.final for rs in groups.values() for r in rs])
+  out = {}
+  for arm, rs in groups.items():
+    entry = {"name": ARM_NAMES.get(arm, arm), "n": len(rs), "seeds": [r.seed for r in rs],
+             "workdirs": [r.path for r in rs], "steps": [r.final_step for r in rs],
+             "sources": {s: sum(r.source == s for r in rs) for s in sorted({r.source for r in rs})},
+             "metrics": {}}
+    for k in keys:
+      values = [r.final[k] for r in rs if k in r.final and math.isfinite(r.final[k])]
+      mean, std, n = mean_std(values)
+      entry["metrics"][k] = {"mean": mean, "std": std, "n": n, "values": values}
+    out[arm] = entry
+  return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Markdown.
+
+
+def format_value(mean, std, n, n_total):
+  """'0.1234 ± 0.0056' (4 significant digits, std 2); '0.1234' for one seed; '–' for none;
+  '(k of n)' appended when only k of the arm's n runs have the metric."""
+  if n == 0:
+    return "–"
+  text = f"{mean:.4g}" if n == 1 else f"{mean:.4g} ± {std:.2g}"
+  if n < n_total:
+    text += f" ({n} of {n_total})"
+  return text
+
+
+def _source_text(entry):
+  """'test ×3 (step 1500)' / 'test ×2, last validation ×1 (step 1000, 1500)'."""
+  parts = [f"{'test' if s == 'test' else 'last validation'} ×{count}"
+           for s, count in entry["sources"].items()]
+  steps = sorted({st for st in entry["steps"] if st is not None})
+  step_text = ", ".join(str(s) for s in steps) if steps else "?"
+  return f"{', '.join(parts)} (step {step_text})"
+
+
+def markdown_table(summary):
+  """The arm table: one row per arm, columns n seeds, source and every metric (↓ lower is better,
+  ↑ higher is better); the best mean of each column in bold when there are several arms."""
+  keys = metric_keys([e["metrics"] for e in summary.values()])
+  best = {}
+  if len(summary) > 1:
+    for k in keys:
+      means = [(e["metrics"][k]["mean"], arm) for arm, e in summary.items()
+               if e["metrics"].get(k, {}).get("n", 0) > 0]
+      if means:
+        best[k] = (max if higher_is_better(k) else min)(means)[1]
+  header = ["Arm", "Seeds", "Numbers from"] + [
+      f"{k} {'↑' if higher_is_better(k) else '↓'}" for k in keys]
+  lines = ["| " + " | ".join(header) + " |", "|" + "---|" * 3 + "---:|" * len(keys)]
+  for arm, e in summary.items():
+    cells = [f"{e['name']} (`{arm}`)", str(e["n"]), _source_text(e)]
+    for k in keys:
+      m = e["metrics"].get(k, {"mean": 0.0, "std": 0.0, "n": 0})
+      text = format_value(m["mean"], m["std"], m["n"], e["n"])
+      cells.append(f"**{text}**" if best.get(k) == arm else text)
+    lines.append("| " + " | ".join(cells) + " |")
+  return "\n".join(lines)
+
+
+def runs_table(runs):
+  """One row per workdir: arm, seed, numbers' source and step, validation points logged."""
+  lines = ["| Workdir | Arm | Seed | Numbers from | Step | Validation points |",
+           "|---|---|---:|---|---:|---:|"]
+  for r in runs:
+    lines.append(f"| `{r.path}` | {ARM_NAMES.get(r.arm, r.arm)} | {r.seed} | "
+                 f"{'eval_test.json' if r.source == 'test' else 'last validation line'} | "
+                 f"{r.final_step if r.final_step is not None else '?'} | {len(r.validation)} |")
+  return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------------
+# Figures.
+
+
+def _matplotlib():
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  return plt
+
+
+def curve_stats(rs, split_attr, key):
+  """Mean, min and max over seeds of one metric at every step any seed logged it.
+
+  Returns (steps, mean, low, high) numpy arrays (empty when no run has the key)."""
+  by_step = {}
+  for r in rs:
+    for rec in getattr(r, split_attr):
+      if key in rec and math.isfinite(rec[key]):
+        by_step.setdefault(rec["step"], []).append(rec[key])
+  steps = np.array(sorted(by_step), np.float64)
+  vals = [by_step[int(s)] for s in steps]
+  return (steps, np.array([np.mean(v) for v in vals]), np.array([np.min(v) for v in vals]),
+          np.array([np.max(v) for v in vals]))
+
+
+def plot_curves(groups, path, split_attr="validation", title="Validation metrics"):
+  """One panel per metric: mean over seeds per arm (line), min..max over seeds (shaded), against
+  the training step. Writes `path` (PNG); returns the metric names plotted ([] = nothing)."""
+  keys = metric_keys([rec for rs in groups.values() for r in rs
+                      for rec in getattr(r, split_attr)])
+  if not keys:
+    return []
+  plt = _matplotlib()
+  ncols = min(4, len(keys))
+  nrows = int(math.ceil(len(keys) / ncols))
+  height = 3.0 * nrows + 0.65   # 0.65 in on top for the title and the legend.
+  fig, axes = plt.subplots(nrows, ncols, figsize=(4.0 * ncols, height), squeeze=False)
+  colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+  for i, k in enumerate(keys):
+    ax = axes[i // ncols][i % ncols]
+    for j, (arm, rs) in enumerate(groups.items()):
+      steps, mean, low, high = curve_stats(rs, split_attr, k)
+      if steps.size == 0:
+        continue
+      c = colors[j % len(colors)]
+      label = f"{ARM_NAMES.get(arm, arm)} (n={len(rs)})"
+      ax.plot(steps, mean, color=c, marker="o" if steps.size < 20 else None, ms=3, label=label)
+      if len(rs) > 1:
+        ax.fill_between(steps, low, high, color=c, alpha=0.2, linewidth=0)
+    if split_attr == "validation":
+      ax.set_title(f"{k} ({'higher' if higher_is_better(k) else 'lower'} is better)", fontsize=9)
+    else:
+      ax.set_title(k, fontsize=9)
+    ax.set_xlabel("step", fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.grid(alpha=0.3)
+  for i in range(len(keys), nrows * ncols):
+    axes[i // ncols][i % ncols].axis("off")
+  handles, labels = axes[0][0].get_legend_handles_labels()
+  fig.suptitle(f"{title}: mean over seeds, shaded min..max", y=1 - 0.1 / height, va="top",
+               fontsize=10)
+  fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 1 - 0.35 / height),
+             ncol=max(1, len(labels)), fontsize=9, frameon=False)
+  fig.tight_layout(rect=(0, 0, 1, 1 - 0.65 / height))
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+  return keys
+
+
+def _config_dict(config):
+  """JSON config -> ml_collections.ConfigDict (what the input pipeline expects)."""
+  import ml_collections
+  return ml_collections.ConfigDict(config)
+
+
+def _resize(depth, shape):
+  """(h, w) depth -> shape (H, W), bilinear."""
+  if depth.shape == tuple(shape):
+    return depth
+  import cv2
+  return cv2.resize(depth.astype(np.float32), (shape[1], shape[0]),
+                    interpolation=cv2.INTER_LINEAR)
+
+
+def dof_settings(gt_depth_m):
+  """Lens for the sample renders, the same for every arm: focus on the median valid gt depth,
+  blur scale K such that the farthest-from-focus gt disparity is blurred by W/32 pixels.
+
+  Returns (focus_disparity [1/m], blur_scale_px [px per 1/m], max_radius_px)."""
+  valid = gt_depth_m[gt_depth_m > 0]
+  if valid.size == 0:
+    return 0.5, 1.0, 4.0
+  d = 1.0 / valid
+  focus = float(1.0 / np.median(valid))
+  spread = float(np.max(np.abs(d - focus)))
+  width = gt_depth_m.shape[1]
+  radius = max(2.0, width / 32.0)
+  return focus, radius / max(spread, 1e-6), float(max(4.0, 2.0 * radius))
+
+
+_RENDERERS = {}
+
+
+def dof_render(image01, depth_m, settings):
+  """Shallow-DoF render (H, W, 3 in [0, 1]) of image01 with depth_m (H, W, metres); settings
+  from `dof_settings`. Compiled once per max_radius (the lens values are traced)."""
+  import jax
+  from dofjax import dof
+  focus, k, max_radius = settings
+  if max_radius not in _RENDERERS:
+    _RENDERERS[max_radius] = jax.jit(
+        lambda im, disp, f, s: dof.render_disparity(im, disp, focus_disparity=f,
+                                                    blur_scale_px=s, max_radius=max_radius))
+  disp = (1.0 / np.maximum(depth_m, 1e-3)).astype(np.float32)
+  out = _RENDERERS[max_radius](np.asarray(image01, np.float32), disp, np.float32(focus),
+                               np.float32(k))
+  return np.clip(np.asarray(out), 0.0, 1.0)
+
+
+def load_test_images(config, num_images, split):
+  """The first num_images real examples of `split`: list of (image01 (H, W, 3), depth_m (H, W))."""
+  from dofjax import input_pipeline
+  cfg = _config_dict(config)
+  if hasattr(input_pipeline, "prepare"):
+    input_pipeline.prepare(cfg)
+  out = []
+  for batch in input_pipeline.create_eval_iterator(cfg, split):
+    mask = np.asarray(batch.get("example_mask", np.ones(len(batch["image_full"]))))
+    for j in range(len(mask)):
+      if mask[j] > 0:
+        out.append((np.asarray(batch["image_full"][j], np.float32),
+                    np.asarray(batch["depth_full"][j], np.float32)[..., 0]))
+      if len(out) >= num_images:
+        return out
+  return out
+
+
+def make_samples_figure(groups, path, num_images, split="test"):
+  """samples.png: rows = test images; columns = input | each arm's depth | ground truth |
+  each arm's DoF render | DoF render from ground truth. Each arm uses its first (lowest seed)
+  workdir. Raises ImportError / UserError if the predictor or the data cannot be loaded."""
+  from dofjax import inference
+  from dofjax import metrics as metrics_lib
+  from dofjax import visualize
+  first = next(iter(groups.values()))[0]
+  far = float(first.config.get("depth_far_m", 10.0))
+  examples = load_test_images(first.config, num_images, split)
+  if not examples:
+    raise errors.UserError(f"The {split} split of {first.dataset} yielded no image.")
+  predictors = {arm: inference.load_depth_predictor(rs[0].path) for arm, rs in groups.items()}
+  try:
+    import dofjax.dof  # noqa: F401
+    with_dof = True
+  except ImportError:
+    with_dof = False
+
+  plt = _matplotlib()
+  arms = list(groups)
+  names = [ARM_NAMES.get(a, a) for a in arms]
+  titles = (["input"] + [f"{n} depth" for n in names] + ["ground truth"]
+            + ([f"{n} DoF" for n in names] + ["DoF from ground truth"] if with_dof else []))
+  ncols, nrows = len(titles), len(examples)
+  fig, axes = plt.subplots(nrows, ncols, figsize=(2.2 * ncols, 2.2 * nrows + 0.4),
+                           squeeze=False)
+  for i, (image, gt) in enumerate(examples):
+    preds = {a: _resize(np.asarray(predictors[a](image), np.float32), gt.shape) for a in arms}
+    valid = gt[(gt > 0) & (gt < far)]
+    # One colour range per row (the true depth's), shared by every depth panel of the row.
+    near_c, far_c = (float(valid.min()), float(valid.max())) if valid.size else (0.5, far)
+    far_c = max(far_c, near_c * 1.01)
+    tiles, labels = [visualize.to_uint8(image)], ["input"]
+    for a in arms:
+      err = metrics_lib.depth_metrics_per_image(preds[a][None], gt[None],
+                                                max_depth=far)["abs_rel"]
+      tiles.append(visualize.colorize_depth_m(preds[a], near_c, far_c))
+      labels.append(f"{ARM_NAMES.get(a, a)} AbsRel {float(err[0]):.3f}")
+    tiles.append(visualize.colorize_depth_m(gt, near_c, far_c))
+    labels.append("ground truth")
+    if with_dof:
+      settings = dof_settings(gt)
+      gt_filled = np.where(gt > 0, gt, np.median(gt[gt > 0]) if (gt > 0).any() else 1.0)
+      reference = dof_render(image, gt_filled, settings)
+      for a in arms:
+        render = dof_render(image, preds[a], settings)
+        psnr = float(metrics_lib.psnr_per_image(render[None], reference[None])[0])
+        tiles.append(visualize.to_uint8(render))
+        labels.append(f"{ARM_NAMES.get(a, a)} DoF {psnr:.1f} dB")
+      tiles.append(visualize.to_uint8(reference))
+      labels.append("DoF from ground truth")
+    for j, (tile, label) in enumerate(zip(tiles, labels)):
+      ax = axes[i][j]
+      ax.imshow(tile)
+      ax.set_xticks([])
+      ax.set_yticks([])
+      ax.set_title(label, fontsize=7)
+  fig.suptitle(f"{split} images; depth colour = inverse depth over each row's true depth range "
+               "(bright = near); in a row every DoF render uses the same lens, focused on the "
+               "median true depth", fontsize=8)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+  return len(examples)
+
+
+# ----------------------------------------------------------------------------------------------
+# The report.
+
+
+def _warn(message):
+  print(f"warning: {message}", file=sys.stderr)
+
+
+def write_report(runs, out_dir, *, num_images=4, split="test", warnings=()):
+  """Writes README.md, summary.json, curves.png, losses.png and samples.png into out_dir.
+
+  Returns the summary dict ({arm: ...}, see `summarize`)."""
+  os.makedirs(out_dir, exist_ok=True)
+  warnings = list(warnings)
+  groups = group_by_arm(runs)
+  summary = summarize(groups)
+  diffs = config_differences(runs)
+  notes = []
+
+  curves = plot_curves(groups, os.path.join(out_dir, "curves.png"))
+  if not curves:
+    notes.append("No validation lines in any metrics.jsonl: curves.png not written.")
+  losses = plot_curves(groups, os.path.join(out_dir, "losses.png"), "train", "Training losses")
+
+  samples = 0
+  if num_images > 0:
+    try:
+      samples = make_samples_figure(groups, os.path.join(out_dir, "samples.png"), num_images,
+                                    split)
+    except ImportError as e:
+      warnings.append(f"samples.png skipped: a module it needs is missing ({e}).")
+    except Exception as e:  # pylint: disable=broad-except
+      # The figure is a picture on top of the numbers; never lose the table because of it.
+      warnings.append(f"samples.png skipped: {type(e).__name__}: {e}")
+
+  with open(os.path.join(out_dir, "summary.json"), "w") as f:
+    json.dump({"arms": summary, "config_differences": {k: [str(x) for x in v]
+                                                       for k, v in diffs.items()},
+               "warnings": warnings}, f, indent=2, sort_keys=True)
+
+  datasets = sorted({r.dataset for r in runs})
+  md = ["# Ablation report: L1 vs cGAN vs cGAN+L1", "",
+        f"Generated by `python -m dofjax.compare` on "
+        f"{datetime.datetime.now().strftime('%Y-%m-%d %H:%M')} from {len(runs)} workdir(s); "
+        f"dataset: {', '.join(f'`{d}`' for d in datasets)}.", "",
+        "## Metrics", "",
+        markdown_table(summary), "",
+        "Mean ± sample standard deviation over seeds (one workdir per seed); ↓ lower is better, "
+        "↑ higher is better; the best arm of each column is in bold. Depth metrics follow the "
+        "Eigen/BTS protocol (valid 1 mm < gt < max depth, prediction clipped, per image, then "
+        "averaged over images); `dbe_acc` / `dbe_comp` are the iBims-1 depth-boundary errors in "
+        "pixels; `bokeh_*` compare the DoF render from predicted depth with the one from ground "
+        "truth. \"Numbers from\": test = `eval_test.json` (`--mode=eval`), last validation = "
+        "the last validation line of `metrics.jsonl`.", "",
+        "## Runs", "", runs_table(runs), ""]
+  if diffs:
+    md += ["Config entries that differ between workdirs (besides seed and loss.arm):", ""]
+    md += [f"- `{k}`: " + ", ".join(f"{r.path}={v!r}" for r, v in zip(runs, vals))
+           for k, vals in diffs.items()]
+    md.append("")
+  if curves:
+    md += ["## Validation curves", "",
+           "Mean over seeds per arm; shaded: min..max over seeds.", "", "![curves](curves.png)",
+           ""]
+  if losses:
+    md += ["## Training losses", "", "![losses](losses.png)", ""]
+  if samples:
+    md += ["## Samples", "",
+           f"The same {samples} {split} images for every arm (each arm's lowest-seed workdir): "
+           "input, each arm's depth (AbsRel in the title), ground truth, each arm's DoF render "
+           "(PSNR against the render from ground truth in the title), the render from ground "
+           "truth.", "", "![samples](samples.png)", ""]
+  if warnings or notes:
+    md += ["## Warnings and notes", ""] + [f"- {w}" for w in warnings + notes] + [""]
+  with open(os.path.join(out_dir, "README.md"), "w") as f:
+    f.write("\n".join(md).rstrip("\n") + "\n")
+  for w in warnings:
+    _warn(w)
+  return summary
+
+
+def parse_args(argv):
+  """Command-line flags -> argparse.Namespace."""
+  parser = argparse.ArgumentParser(
+      prog="python -m dofjax.compare",
+      description="Ablation report from training workdirs: a markdown table (mean ± std over "
+                  "seeds per loss arm), validation curves and sample pictures.")
+  parser.add_argument("workdirs", nargs="+", help="training workdirs (--workdir of dofjax.main)")
+  parser.add_argument("--out", default="report", help="output folder (default: report)")
+  parser.add_argument("--num_images", type=int, default=4,
+                      help="test images in samples.png; 0 = no sample figure (default: 4)")
+  parser.add_argument("--split", default="test", help="split for samples.png (default: test)")
+  parser.add_argument("--allow_mixed_datasets", action="store_true",
+                      help="compare workdirs trained on different datasets (with a warning)")
+  args = parser.parse_args(argv)
+  if args.num_images < 0:
+    raise errors.UserError(f"--num_images must be >= 0; got {args.num_images}.")
+  return args
+
+
+def main(argv=None):
+  """Entry point: reads the workdirs, writes the report, prints where it is."""
+  args = parse_args(argv)
+  runs, warnings = load_runs(args.workdirs, args.allow_mixed_datasets)
+  write_report(runs, args.out, num_images=args.num_images, split=args.split, warnings=warnings)
+  print(f"Wrote {os.path.join(args.out, 'README.md')} ({len(runs)} workdirs, "
+        f"{len(group_by_arm(runs))} arms).")
+  return 0
+
+
+if __name__ == "__main__":
+  errors.run_cli(main)

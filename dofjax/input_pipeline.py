@@ -1,0 +1,418 @@
+"""Input pipeline: TFDS array_record data sources -> grain -> per-process numpy batches.
+
+No TensorFlow anywhere: the builders in `tfds_diml` store PNG bytes, `tfds.data_source` reads
+array_record files and decodes PNGs with OpenCV, and grain shuffles, transforms and batches.
+
+Per example (training, the Pix2Pix reference jitter):
+  1. decode: image uint8 (H, W, 3), depth uint16 millimetres (H, W, 1);
+  2. depth -> metres (`dofjax.depth.millimetres_to_metres`: 0 and >= 65500 mm -> 0 = invalid);
+  3. resize both to load_size x load_size: the image with area (down) / bilinear (up)
+     interpolation, the depth with nearest neighbour so no fake depths appear at edges. The frame
+     is squashed to a square, as in the reference, *not* cropped to keep its aspect: DIML's 16:9
+     frames become 1.78x narrower, but evaluation resizes the whole frame to image_size x
+     image_size the same way, so training and evaluation see the same geometry, and the whole
+     field of view is kept;
+  4. random crop image_size x image_size and random horizontal flip (config.random_flip), the
+     same for image and depth;
+  5. image -> float32 in [-1, 1]; target = depth.encode_depth(depth, depth_near_m, depth_far_m)
+     (inverse-depth code, brighter = nearer); mask = depth.valid_mask(depth, far=depth_far_m).
+
+Batches are dicts of numpy arrays for *this* process (global batch / process count); turn them
+into global arrays with `to_global_batch` (jax.make_array_from_process_local_data).
+"""
+
+import argparse
+import functools
+import logging
+import math
+import os
+import sys
+from typing import Any, Dict, Iterator, Optional
+
+import cv2
+import grain
+import numpy as np
+
+from dofjax import depth as depth_lib
+from dofjax import errors
+from dofjax.errors import DataError, UserError
+
+DIML_PREFIX = "diml/"
+KNOWN_DATASETS = ("diml/lr", "diml/hr", "synthetic_rgbd/tiny", "synthetic_rgbd/quickstart",
+                  "synthetic_rgbd/diml_lr_like", "synthetic_rgbd/dof_tiny", "synthetic_rgbd/dof")
+TRAIN_KEYS = ("image", "depth", "target", "mask")
+EVAL_KEYS = TRAIN_KEYS + ("image_full", "depth_full", "example_mask")
+
+
+# ----------------------------------------------------------------------------------------------
+# Builders and data sources.
+
+
+def get_builder(config):
+  """The TFDS builder of config.dataset in config.data_dir (array_record format)."""
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  import tfds_diml  # pylint: disable=g-import-not-at-top,unused-import  (registers builders)
+  try:
+    return tfds.builder(config.dataset, data_dir=config.data_dir, file_format="array_record")
+  except Exception as e:  # pylint: disable=broad-except
+    if type(e).__name__ in ("DatasetNotFoundError", "DatasetVariantBlockedError") or isinstance(
+        e, (ValueError, KeyError)):
+      raise UserError(f"Unknown dataset {config.dataset!r}; use one of: "
+                      f"{', '.join(KNOWN_DATASETS)}.") from e
+    raise
+
+
+def prepare(config) -> None:
+  """Makes sure config.dataset is prepared (array_record) in config.data_dir.
+
+  Synthetic datasets are generated on the spot; DIML is built from config.manual_dir (DataError
+  with the download instructions if that is unset, missing or empty, or if any file is bad).
+  TFDS writes into a temporary folder and renames it when done, so an interrupted or failed
+  preparation leaves nothing half-written. Idempotent and cheap once prepared. Multi-host: with
+  a process-local data_dir every process prepares its own copy; with a shared data_dir, prepare
+  on one process first (two processes preparing the same folder at once would race).
+  """
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  builder = get_builder(config)
+  if builder.is_prepared():
+    return
+  download_config = None
+  if config.dataset.startswith(DIML_PREFIX):
+    from tfds_diml import diml  # pylint: disable=g-import-not-at-top
+    manual_dir = diml.check_manual_dir(config.manual_dir)
+    download_config = tfds.download.DownloadConfig(manual_dir=manual_dir)
+  logging.info("Preparing %s in %s.", config.dataset, builder.data_dir)
+  builder.download_and_prepare(download_config=download_config, file_format="array_record")
+
+
+def data_source(config, split: str):
+  """Random-access source of decoded examples of `split` (prepares the dataset if needed).
+
+  Each example: image uint8 (H, W, 3), depth uint16 (H, W, 1) millimetres, scene/stem bytes.
+  """
+  prepare(config)
+  builder = get_builder(config)
+  try:
+    source = builder.as_data_source(split=split)
+  except Exception as e:  # pylint: disable=broad-except
+    if isinstance(e, (ValueError, KeyError)) or "split" in str(e).lower():
+      raise UserError(f"Unknown split {split!r} of {config.dataset} ({e}); use train, "
+                      "validation or test.") from e
+    raise
+  if len(source) == 0:  # pylint: disable=g-explicit-length-test
+    raise DataError(f"{builder.data_dir}: split {split!r} of {config.dataset} is empty.")
+  return source
+
+
+# ----------------------------------------------------------------------------------------------
+# Per-example transforms (pure numpy).
+
+
+def resize_image(image: np.ndarray, height: int, width: int) -> np.ndarray:
+  """uint8 (H, W, 3) -> uint8 (height, width, 3); area filter when shrinking, else bilinear."""
+  if image.shape[:2] == (height, width):
+    return image
+  shrink = height <= image.shape[0] and width <= image.shape[1]
+  return cv2.resize(image, (width, height),
+                    interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+
+
+def resize_depth(depth: np.ndarray, height: int, width: int) -> np.ndarray:
+  """(H, W, 1) depth of any dtype -> (height, width, 1), nearest neighbour (pixel centres), so
+  every output value is one of the input values (no fake depths between surfaces)."""
+  if depth.shape[:2] == (height, width):
+    return depth
+  return cv2.resize(depth[..., 0], (width, height),
+                    interpolation=cv2.INTER_NEAREST_EXACT)[..., None]
+
+
+def random_jitter(image: np.ndarray, depth: np.ndarray, rng: np.random.Generator, *,
+                  load_size: int, crop_size: int, flip: bool):
+  """The reference jitter, identical for image and depth.
+
+  Args:
+    image: (H, W, 3) any dtype; depth: (H, W, 1) any dtype (same H, W).
+    rng: draws the crop offsets and the flip.
+    load_size: both are resized to load_size x load_size first (aspect not kept).
+    crop_size: then a random crop_size x crop_size window is cut (crop_size <= load_size).
+    flip: whether to flip left-right with probability 1/2.
+
+  Returns:
+    (image (crop, crop, 3), depth (crop, crop, 1)), dtypes unchanged.
+  """
+  image = resize_image(image, load_size, load_size)
+  depth = resize_depth(depth, load_size, load_size)
+  top = int(rng.integers(0, load_size - crop_size + 1))
+  left = int(rng.integers(0, load_size - crop_size + 1))
+  image = image[top:top + crop_size, left:left + crop_size]
+  depth = depth[top:top + crop_size, left:left + crop_size]
+  if flip and rng.random() < 0.5:
+    image, depth = image[:, ::-1], depth[:, ::-1]
+  return np.ascontiguousarray(image), np.ascontiguousarray(depth)
+
+
+def network_arrays(image_u8: np.ndarray, depth_m: np.ndarray, near: float,
+                   far: float) -> Dict[str, np.ndarray]:
+  """uint8 (S, S, 3) image and float32 (S, S, 1) metres -> the network's float32 arrays:
+  image in [-1, 1], depth metres, target (inverse-depth code), mask (1 = valid depth)."""
+  depth_m = depth_m.astype(np.float32)
+  return {
+      "image": image_u8.astype(np.float32) / np.float32(127.5) - np.float32(1.0),
+      "depth": depth_m,
+      "target": depth_lib.encode_depth(depth_m, near, far).astype(np.float32),
+      "mask": depth_lib.valid_mask(depth_m, far=far).astype(np.float32),
+  }
+
+
+def _checked(example):
+  """Returns (image, depth mm) of a decoded example after checking their shapes agree."""
+  image, depth = example["image"], example["depth"]
+  if image.shape[:2] != depth.shape[:2]:
+    raise DataError(f"Example {_name(example)}: image {image.shape} and depth {depth.shape} "
+                    "differ in size; re-prepare the dataset.")
+  return image, depth
+
+
+def _name(example):
+  def text(v):
+    return v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
+  return f"{text(example.get('scene', '?'))}/{text(example.get('stem', '?'))}"
+
+
+def train_example(example, rng, *, load_size, crop_size, flip, near, far):
+  """One decoded example -> jittered network arrays (see the module docstring)."""
+  image, depth_mm = _checked(example)
+  image, depth_mm = random_jitter(image, depth_mm, rng, load_size=load_size,
+                                  crop_size=crop_size, flip=flip)
+  return network_arrays(image, depth_lib.millimetres_to_metres(depth_mm), near, far)
+
+
+def eval_example(example, *, size, near, far):
+  """One decoded example -> the whole frame resized to size x size (no crop, no flip), plus the
+  native-resolution image_full in [0, 1] and depth_full in metres, and example_mask = 1."""
+  image, depth_mm = _checked(example)
+  out = network_arrays(resize_image(image, size, size),
+                       depth_lib.millimetres_to_metres(resize_depth(depth_mm, size, size)),
+                       near, far)
+  out["image_full"] = image.astype(np.float32) / np.float32(255.0)
+  out["depth_full"] = depth_lib.millimetres_to_metres(depth_mm)
+  out["example_mask"] = np.float32(1.0)
+  return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Iterators.
+
+
+def _process(process_index, process_count):
+  if process_index is None or process_count is None:
+    import jax  # pylint: disable=g-import-not-at-top
+    process_index = jax.process_index() if process_index is None else process_index
+    process_count = jax.process_count() if process_count is None else process_count
+  if not 0 <= process_index < process_count:
+    raise UserError(f"process_index {process_index} is not in [0, {process_count}).")
+  return int(process_index), int(process_count)
+
+
+def _local_batch_size(global_batch, process_count, name):
+  if global_batch < process_count or global_batch % process_count:
+    raise UserError(f"config.{name}={global_batch} must be a positive multiple of the number of "
+                    f"processes ({process_count}).")
+  return global_batch // process_count
+
+
+def _read_options(local_batch):
+  threads = max(1, min(4, os.cpu_count() or 1))
+  return grain.ReadOptions(num_threads=threads, prefetch_buffer_size=min(64, 2 * local_batch + 8))
+
+
+class TrainIterator:
+  """Infinite iterator of train batches; get_state()/set_state() for exact resumption.
+
+  The state is a small JSON-serialisable dict: grain's position in the example stream plus a
+  fingerprint of what defines the stream (dataset, split, seed, batch, process layout).
+  """
+
+  def __init__(self, grain_iterator, fingerprint):
+    self._it = grain_iterator
+    self._fingerprint = fingerprint
+
+  def __iter__(self):
+    return self
+
+  def __next__(self) -> Dict[str, np.ndarray]:
+    return next(self._it)
+
+  def get_state(self) -> Dict[str, Any]:
+    """JSON-serialisable state; pass it to set_state of a fresh iterator to resume."""
+    return {"grain": self._it.get_state(), "fingerprint": dict(self._fingerprint)}
+
+  def close(self) -> None:
+    """Stops grain's worker processes and threads (also done at garbage collection)."""
+    close = getattr(self._it, "close", None)
+    if close is not None:
+      close()
+
+  def set_state(self, state: Dict[str, Any]) -> None:
+    """Continues exactly after the batch that was last yielded when `state` was taken."""
+    saved = state.get("fingerprint", {})
+    if saved and saved != self._fingerprint:
+      changed = sorted(k for k in set(saved) | set(self._fingerprint)
+                       if saved.get(k) != self._fingerprint.get(k))
+      logging.warning(
+          "Restoring a data iterator saved with different settings (%s): the batches after the "
+          "resume will not be those the original run would have seen.",
+          ", ".join(f"{k}: {saved.get(k)!r} -> {self._fingerprint.get(k)!r}" for k in changed))
+    self._it.set_state(state["grain"])
+
+
+def create_train_iterator(config, *, process_index: Optional[int] = None,
+                          process_count: Optional[int] = None) -> TrainIterator:
+  """Infinite, deterministic iterator of this process's train batches.
+
+  Each process reads its own interleaved shard of config.train_split (examples
+  process_index, process_index + process_count, ...), reshuffled every epoch, seeded from
+  (config.seed, process_index). Yields dicts with
+    'image'  (b, S, S, 3) float32 in [-1, 1];
+    'depth'  (b, S, S, 1) float32 metres, 0 = invalid;
+    'target' (b, S, S, 1) float32 inverse-depth code (dofjax.depth.encode_depth);
+    'mask'   (b, S, S, 1) float32, 1 where depth is valid;
+  with b = config.batch_size // process_count and S = config.image_size.
+  """
+  pi, pc = _process(process_index, process_count)
+  local_batch = _local_batch_size(config.batch_size, pc, "batch_size")
+  if not 0 < config.image_size <= config.load_size:
+    raise UserError(f"config.image_size={config.image_size} must be in (0, config.load_size="
+                    f"{config.load_size}].")
+  source = data_source(config, config.train_split)
+  if len(source) < pc:
+    raise DataError(f"{config.dataset} split {config.train_split!r} has {len(source)} examples, "
+                    f"fewer than the {pc} processes.")
+  seed = int(np.random.SeedSequence([int(config.seed), pi]).generate_state(1)[0])
+  transform = functools.partial(
+      train_example, load_size=int(config.load_size), crop_size=int(config.image_size),
+      flip=bool(config.random_flip), near=float(config.depth_near_m),
+      far=float(config.depth_far_m))
+  ds = grain.MapDataset.source(source)[pi::pc]
+  ds = ds.seed(seed).shuffle().repeat(None).random_map(transform)
+  ds = ds.to_iter_dataset(_read_options(local_batch)).batch(local_batch, drop_remainder=True)
+  if config.num_data_workers > 0:
+    from absl import flags  # pylint: disable=g-import-not-at-top
+    if not flags.FLAGS.is_parsed():  # grain's workers read absl flags; use their defaults.
+      flags.FLAGS.mark_as_parsed()
+    ds = ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=int(config.num_data_workers)))
+  fingerprint = {
+      "dataset": str(config.dataset), "split": str(config.train_split), "seed": int(config.seed),
+      "local_batch": local_batch, "process_index": pi, "process_count": pc,
+      "num_examples": len(source), "image_size": int(config.image_size),
+      "load_size": int(config.load_size), "random_flip": bool(config.random_flip),
+  }
+  return TrainIterator(iter(ds), fingerprint)
+
+
+def _pad_like(example):
+  """An all-zero copy of an eval example with example_mask 0 (a padding slot)."""
+  return {k: np.zeros_like(v) for k, v in example.items()}
+
+
+class EvalIterable:
+  """A finite, fixed-order eval split; iterate it as often as you like (fresh each time).
+
+  len() is the number of batches. The last batch is padded to full size (example_mask 0,
+  all other arrays zero) so every batch has the same shapes on every process.
+  """
+
+  def __init__(self, source, *, indices, local_batch, size, near, far, name):
+    self._source = source
+    self._indices = indices  # This process's slots, -1 = padding; len = batches * local_batch.
+    self._local_batch = local_batch
+    self._transform = functools.partial(eval_example, size=size, near=near, far=far)
+    self._name = name
+    self._reference = None
+
+  def __len__(self):
+    return len(self._indices) // self._local_batch
+
+  def _reference_example(self):
+    """The first example of the split, transformed: defines the (static) shapes."""
+    if self._reference is None:
+      self._reference = self._transform(self._source[0])
+    return self._reference
+
+  def _load(self, index):
+    reference = self._reference_example()
+    if index < 0:
+      return _pad_like(reference)
+    example = self._source[int(index)]
+    out = self._transform(example)
+    if out["image_full"].shape != reference["image_full"].shape:
+      raise DataError(
+          f"{self._name}: example {_name(example)} is {out['image_full'].shape[:2]} but the "
+          f"split's first frame is {reference['image_full'].shape[:2]}; evaluation batches "
+          "native-resolution frames, so every frame of an eval split must share one size.")
+    return out
+
+  def __iter__(self) -> Iterator[Dict[str, np.ndarray]]:
+    ds = grain.MapDataset.source(self._indices).map(self._load)
+    ds = ds.to_iter_dataset(_read_options(self._local_batch))
+    return iter(ds.batch(self._local_batch, drop_remainder=True))
+
+
+def create_eval_iterator(config, split: str, *, process_index: Optional[int] = None,
+                         process_count: Optional[int] = None) -> EvalIterable:
+  """Finite iterable over `split` in a fixed order, for this process.
+
+  Global batch k holds examples k*B .. k*B + B - 1 (B = config.eval_batch_size); this process
+  gets its b = B // process_count consecutive slots of it. Stops after config.num_eval_batches
+  batches (-1 = the whole split; the last batch is padded). Keys: 'image', 'depth', 'target',
+  'mask' (as in training, from the whole frame resized to S x S, no crop, no flip), plus
+    'image_full'   (b, H, W, 3) float32 in [0, 1], native resolution;
+    'depth_full'   (b, H, W, 1) float32 metres, native resolution, 0 = invalid;
+    'example_mask' (b,) float32, 1 = real example, 0 = padding.
+  """
+  pi, pc = _process(process_index, process_count)
+  global_batch = int(config.eval_batch_size)
+  local_batch = _local_batch_size(global_batch, pc, "eval_batch_size")
+  source = data_source(config, split)
+  num_batches = math.ceil(len(source) / global_batch)
+  if config.num_eval_batches is not None and config.num_eval_batches >= 0:
+    num_batches = min(num_batches, int(config.num_eval_batches))
+  indices = [k * global_batch + pi * local_batch + j
+             for k in range(num_batches) for j in range(local_batch)]
+  indices = [i if i < len(source) else -1 for i in indices]
+  return EvalIterable(source, indices=indices, local_batch=local_batch,
+                      size=int(config.image_size), near=float(config.depth_near_m),
+                      far=float(config.depth_far_m), name=f"{config.dataset}:{split}")
+
+
+def to_global_batch(batch: Dict[str, np.ndarray], sharding) -> Dict[str, Any]:
+  """Per-process numpy batch -> global jax.Arrays sharded along the batch axis (`sharding`, e.g.
+  NamedSharding(mesh, P('data'))), via jax.make_array_from_process_local_data."""
+  import jax  # pylint: disable=g-import-not-at-top
+  return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in batch.items()}
+
+
+# ----------------------------------------------------------------------------------------------
+# Command line: prepare a dataset.
+
+
+def main(argv=None):
+  """`python -m dofjax.input_pipeline --dataset=NAME [--data_dir=D] [--manual_dir=M]`."""
+  parser = argparse.ArgumentParser(prog="python -m dofjax.input_pipeline",
+                                   description="Prepares a dataset (TFDS array_record).")
+  parser.add_argument("--dataset", default="synthetic_rgbd/quickstart",
+                      help=f"one of {', '.join(KNOWN_DATASETS)}")
+  parser.add_argument("--data_dir", default=None, help="TFDS data dir (default: TFDS's)")
+  parser.add_argument("--manual_dir", default=None, help="DIML download (see README)")
+  args = parser.parse_args((sys.argv if argv is None else argv)[1:])
+  import ml_collections  # pylint: disable=g-import-not-at-top
+  config = ml_collections.ConfigDict(vars(args))
+  logging.basicConfig(level=logging.INFO)
+  prepare(config)
+  builder = get_builder(config)
+  counts = {k: v.num_examples for k, v in builder.info.splits.items()}
+  print(f"{config.dataset} ready in {builder.data_dir}: {counts}")
+
+
+if __name__ == "__main__":
+  errors.run_cli(main)

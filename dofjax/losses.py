@@ -1,0 +1,70 @@
+"""Pix2Pix losses: GAN losses on discriminator logits, the masked L1, and the ablation arms.
+
+Arms (config.loss.arm):
+  'l1'      -- lambda * L1 only; no discriminator is built or stepped.
+  'cgan'    -- the conditional GAN loss only.
+  'cgan_l1' -- cGAN + lambda * L1, the paper's default (lambda = 100).
+"""
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from dofjax import errors
+
+ARMS = ("l1", "cgan", "cgan_l1")
+GAN_MODES = ("vanilla", "lsgan")
+
+
+def check_loss_config(loss_config) -> None:
+  """Raises UserError for an unknown arm or GAN mode, or a negative weight."""
+  if loss_config.arm not in ARMS:
+    raise errors.UserError(
+        f"loss.arm={loss_config.arm!r} is not one of {', '.join(map(repr, ARMS))}.")
+  if loss_config.gan_mode not in GAN_MODES:
+    raise errors.UserError(
+        f"loss.gan_mode={loss_config.gan_mode!r} is not one of "
+        f"{', '.join(map(repr, GAN_MODES))}.")
+  for name in ("lambda_l1", "bokeh_weight"):
+    if loss_config[name] < 0:
+      raise errors.UserError(f"loss.{name}={loss_config[name]} must be >= 0.")
+
+
+def uses_discriminator(arm: str) -> bool:
+  """True for the arms with a GAN term ('cgan', 'cgan_l1')."""
+  return arm in ("cgan", "cgan_l1")
+
+
+def uses_l1(arm: str) -> bool:
+  """True for the arms with an L1 term ('l1', 'cgan_l1')."""
+  return arm in ("l1", "cgan_l1")
+
+
+def gan_loss(logits, target_is_real: bool, mode: str = "vanilla"):
+  """Mean GAN loss of discriminator logits (any shape) against an all-real or all-fake label.
+
+  'vanilla': binary cross-entropy on logits (the reference's BCEWithLogitsLoss);
+  'lsgan': mean squared error to 1 (real) or 0 (fake). Returns a float32 scalar.
+  """
+  logits = logits.astype(jnp.float32)
+  label = jnp.full_like(logits, 1.0 if target_is_real else 0.0)
+  if mode == "vanilla":
+    return optax.sigmoid_binary_cross_entropy(logits, label).mean()
+  if mode == "lsgan":
+    return jnp.mean((logits - label) ** 2)
+  raise errors.UserError(f"Unknown GAN mode {mode!r}; use one of {GAN_MODES}.")
+
+
+def masked_l1(pred, target, mask, axis_name=None):
+  """Mean |pred - target| over pixels where mask is 1; all (N,H,W,C) float. Scalar float32.
+
+  With an all-ones mask this is the reference's L1Loss (a mean over all pixels). An all-zero
+  mask gives 0 (not NaN). Under pmap pass `axis_name`: the denominator is then the valid-pixel
+  count over all replicas divided by their number, so that the replicas' mean of this loss (and
+  of its gradients) is the global masked mean, whatever each replica's share of valid pixels.
+  """
+  diff = jnp.abs(pred.astype(jnp.float32) - target.astype(jnp.float32)) * mask
+  count = mask.sum()
+  if axis_name is not None:
+    count = jax.lax.stop_gradient(jax.lax.pmean(count, axis_name))
+  return diff.sum() / jnp.maximum(count, 1.0)

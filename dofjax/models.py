@@ -1,0 +1,148 @@
+"""Pix2Pix networks (Flax Linen), faithful to the reference `unet_256` and 70x70 PatchGAN.
+
+Both take NHWC float inputs in [-1, 1] and infer the input channels. See DESIGN.md section 4 for
+the reference facts; `tests/models_test.py` checks the parameter counts and the receptive field.
+"""
+
+from typing import Any, Optional
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from dofjax import errors
+from dofjax import layers
+
+NORMS = ("batch", "instance")
+
+
+def _bn_scale_init(key, shape, dtype=jnp.float32):
+  """BatchNorm scale ~ N(1, 0.02), as the reference initialises it."""
+  return 1.0 + 0.02 * jax.random.normal(key, shape, dtype)
+
+
+def _check_norm(norm: str):
+  if norm not in NORMS:
+    raise errors.UserError(f"norm={norm!r} is not one of {', '.join(map(repr, NORMS))}.")
+
+
+class _Norm(nn.Module):
+  """BatchNorm (PyTorch eps 1e-5, momentum 0.1) or affine-free InstanceNorm, as the reference."""
+  norm: str
+  axis_name: Optional[str] = None  # pmap axis: BatchNorm statistics over all replicas.
+
+  @nn.compact
+  def __call__(self, x, train: bool):
+    if self.norm == "batch":
+      y = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
+                       axis_name=self.axis_name if train else None,
+                       scale_init=_bn_scale_init, dtype=jnp.float32)(x.astype(jnp.float32))
+    else:
+      y = nn.InstanceNorm(use_scale=False, use_bias=False, epsilon=1e-5,
+                          dtype=jnp.float32)(x.astype(jnp.float32))
+    return y.astype(x.dtype)
+
+
+def encoder_channels(ngf: int, num_downs: int):
+  """Channels after each downsampling: ngf, 2ngf, 4ngf, then 8ngf to the 1x1 bottleneck."""
+  return [ngf * min(2**i, 8) for i in range(num_downs)]
+
+
+class UNetGenerator(nn.Module):
+  """U-Net generator, the reference `unet_256` for num_downs=8 (DESIGN.md section 4).
+
+  Call: `apply(variables, x, train=...)`, x (N,H,W,Cin) in [-1, 1], H and W divisible by
+  2**num_downs. Returns (N,H,W,out_channels) in [-1, 1] (tanh). `train=True` uses batch
+  statistics (updating `batch_stats`) and dropout (rng 'dropout'). `bn_axis_name` (pmap only)
+  averages the BatchNorm batch statistics over that axis.
+  """
+  out_channels: int = 1
+  ngf: int = 64
+  num_downs: int = 8
+  norm: str = "batch"
+  dropout_rate: float = 0.5
+  conv_impl: str = "xla"
+  dtype: Any = jnp.float32
+  bn_axis_name: Optional[str] = None
+
+  @nn.compact
+  def __call__(self, x, train: bool):
+    _check_norm(self.norm)
+    if self.num_downs < 5:
+      raise errors.UserError(f"model.num_downs={self.num_downs} must be at least 5.")
+    size = 2**self.num_downs
+    if x.shape[1] % size or x.shape[2] % size:
+      raise errors.UserError(
+          f"Image size {x.shape[1]}x{x.shape[2]} is not divisible by 2**num_downs = {size}; "
+          f"use image_size {max(size, x.shape[1] // size * size)} or change model.num_downs.")
+    use_bias = self.norm == "instance"
+    impl = layers.resolve_impl(self.conv_impl)
+    channels = encoder_channels(self.ngf, self.num_downs)
+    x = x.astype(self.dtype)
+
+    # Encoder: conv (outermost, no norm); then LeakyReLU -> conv -> norm; innermost has no norm.
+    h = layers.Conv(channels[0], use_bias=use_bias, impl=impl, dtype=self.dtype,
+                    name="down_0")(x)
+    skips = [h]
+    for i in range(1, self.num_downs):
+      h = layers.Conv(channels[i], use_bias=use_bias, impl=impl, dtype=self.dtype,
+                      name=f"down_{i}")(nn.leaky_relu(h, 0.2))
+      if i < self.num_downs - 1:
+        h = _Norm(self.norm, self.bn_axis_name, name=f"down_norm_{i}")(h, train)
+        skips.append(h)
+
+    # Decoder: ReLU -> transposed conv -> norm (-> dropout), then concat [skip, up].
+    for i in range(self.num_downs - 1, 0, -1):
+      u = layers.ConvTranspose(channels[i - 1], use_bias=use_bias, impl=impl, dtype=self.dtype,
+                               name=f"up_{i}")(nn.relu(h))
+      u = _Norm(self.norm, self.bn_axis_name, name=f"up_norm_{i}")(u, train)
+      if 4 <= i <= self.num_downs - 2 and self.dropout_rate > 0:
+        u = nn.Dropout(self.dropout_rate, deterministic=not train)(u)
+      h = jnp.concatenate([skips[i - 1], u], axis=-1)
+    y = layers.ConvTranspose(self.out_channels, use_bias=True, impl=impl, dtype=self.dtype,
+                             name="up_0")(nn.relu(h))
+    return jnp.tanh(y.astype(jnp.float32))
+
+
+class PatchDiscriminator(nn.Module):
+  """PatchGAN discriminator: 70x70 receptive field for n_layers=3; n_layers=0 is the PixelGAN.
+
+  Call: `apply(variables, x, train=...)`, x (N,H,W,C) = concat(RGB, depth) in [-1, 1].
+  Returns logits (N,H',W',1); 30x30 for a 256x256 input and n_layers=3.
+  """
+  ndf: int = 64
+  n_layers: int = 3
+  norm: str = "batch"
+  conv_impl: str = "xla"
+  dtype: Any = jnp.float32
+  bn_axis_name: Optional[str] = None
+
+  @nn.compact
+  def __call__(self, x, train: bool):
+    _check_norm(self.norm)
+    if self.n_layers < 0:
+      raise errors.UserError(f"model.n_layers={self.n_layers} must be >= 0.")
+    use_bias = self.norm == "instance"
+    impl = layers.resolve_impl(self.conv_impl)
+    conv = lambda f, k, s, p, b, name: layers.Conv(  # noqa: E731
+        f, kernel_size=k, strides=s, padding=p, use_bias=b, impl=impl, dtype=self.dtype,
+        name=name)
+    h = x.astype(self.dtype)
+    if self.n_layers == 0:  # PixelGAN: 1x1 convs.
+      h = nn.leaky_relu(conv(self.ndf, 1, 1, 0, True, "conv_0")(h), 0.2)
+      h = conv(2 * self.ndf, 1, 1, 0, use_bias, "conv_1")(h)
+      h = _Norm(self.norm, self.bn_axis_name, name="norm_1")(h, train)
+      h = conv(1, 1, 1, 0, True, "conv_out")(nn.leaky_relu(h, 0.2))
+      return h.astype(jnp.float32)
+    h = nn.leaky_relu(conv(self.ndf, 4, 2, 1, True, "conv_0")(h), 0.2)
+    for n in range(1, self.n_layers + 1):
+      stride = 2 if n < self.n_layers else 1
+      h = conv(self.ndf * min(2**n, 8), 4, stride, 1, use_bias, f"conv_{n}")(h)
+      h = nn.leaky_relu(_Norm(self.norm, self.bn_axis_name, name=f"norm_{n}")(h, train), 0.2)
+    h = conv(1, 4, 1, 1, True, "conv_out")(h)
+    return h.astype(jnp.float32)
+
+
+def count_params(params) -> int:
+  """Number of scalar parameters in a pytree."""
+  return sum(int(p.size) for p in jax.tree_util.tree_leaves(params))

@@ -1,0 +1,23 @@
+"""Shared pytest fixtures."""
+
+import os
+import sys
+
+import pytest
+
+# Make the repository importable (dofjax, tfds_diml, configs) however pytest is started.
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if _ROOT not in sys.path:
+  sys.path.insert(0, _ROOT)
+
+
+@pytest.fixture(scope="session")
+def synthetic_data_dir(tmp_path_factory) -> str:
+  """A TFDS data dir (str, usable as config.data_dir) holding synthetic_rgbd/tiny, prepared
+  once per test session: 48x64 frames, 16 train / 4 validation / 4 test examples."""
+  from configs import tiny  # pylint: disable=g-import-not-at-top
+  from dofjax import input_pipeline  # pylint: disable=g-import-not-at-top
+  config = tiny.get_config()
+  config.data_dir = str(tmp_path_factory.mktemp("tfds_synthetic"))
+  input_pipeline.prepare(config)
+  return config.data_dir

@@ -1,0 +1,183 @@
+"""Physics and differentiability tests of the depth-layered DoF renderer (tiny images)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from dofjax import dof
+
+H, W = 48, 64
+
+
+def _render(image, s, *, max_radius=6.0, num_layers=7, method="fft"):
+  """Renders with signed blur radius s (px) given directly: disparity = s, focus 0, K = 1."""
+  return np.asarray(dof.render_disparity(image, s, focus_disparity=0.0, blur_scale_px=1.0,
+                                         max_radius=max_radius, num_layers=num_layers,
+                                         method=method))
+
+
+def _to_linear(x):
+  return np.asarray(dof.srgb_to_linear(jnp.asarray(x)))
+
+
+def test_blur_scale_matches_thin_lens_example():
+  k = dof.blur_scale_px(focus_distance_m=2.0, f_number=1.8, focal_length_mm=50.0,
+                        sensor_width_mm=36.0, image_width_px=1024)
+  assert k == pytest.approx(20.26, abs=0.05)  # DESIGN.md section 7: "about 20 px per 1/m".
+  f, n, zf, z = 0.05, 1.8, 2.0, 5.0
+  diameter_px = f * f * abs(z - zf) / (n * z * (zf - f)) * 1024 / 0.036
+  r = dof.coc_radius_px(z, focus_distance_m=zf, f_number=n, focal_length_mm=50.0,
+                        image_width_px=1024)
+  assert r == pytest.approx(diameter_px / 2, rel=1e-6)
+
+
+@pytest.mark.parametrize("method", dof.METHODS)
+def test_focal_plane_returns_input(method):
+  image = np.random.default_rng(0).random((H, W, 3), np.float32)
+  out = _render(image, np.zeros((H, W), np.float32), method=method)
+  np.testing.assert_allclose(out, image, atol=1e-5)
+
+
+@pytest.mark.parametrize("method", ["pyramid", "direct"])
+def test_constant_image_stays_constant(method):
+  rng = np.random.default_rng(1)
+  image = np.full((H, W, 3), [0.2, 0.5, 0.9], np.float32)
+  s = rng.uniform(-20, 20, (H, W)).astype(np.float32)
+  out = _render(image, s, max_radius=16.0, num_layers=9,
+                method=method if method == "pyramid" else "fft")
+  np.testing.assert_allclose(out, image, atol=2e-4)
+
+
+@pytest.mark.parametrize("radius,method,factor", [(5.0, "fft", 1), (16.0, "pyramid", 4)])
+def test_point_light_becomes_flat_disc_with_energy_kept(radius, method, factor):
+  size = 64
+  lin = np.zeros((size, size, 3), np.float32)
+  lin[32, 32] = 1.0
+  image = np.asarray(dof.linear_to_srgb(jnp.asarray(lin)))
+  s = np.full((size, size), -radius, np.float32)  # Behind the focal plane, exactly on a layer.
+  assert dof._layer_factor(radius, method) == factor
+  out = _to_linear(_render(image, s, max_radius=radius, num_layers=5, method=method))[..., 1]
+  assert out.sum() == pytest.approx(1.0, rel=0.02)
+  yy, xx = np.mgrid[:size, :size]
+  dist = np.hypot(yy - 32, xx - 32)
+  inner = out[dist <= radius - 1.5 * factor]
+  expected = 1.0 / (np.pi * radius ** 2)
+  np.testing.assert_allclose(inner, expected, rtol=0.08)  # Flat top at the disc's height.
+  assert out[dist >= radius + 1.0 + factor].max() < 0.02 * expected
+  half = dist[out > 0.5 * expected].max()  # Where the disc falls to half height: its radius.
+  assert abs(half - radius) <= 0.75 * factor + 0.25
+
+
+def _edge_spread(out, sharp):
+  return float(np.abs(out - sharp).sum())
+
+
+def test_blur_grows_monotonically_with_defocus_and_small_defocus_stays_small():
+  image = np.zeros((H, W, 3), np.float32)
+  image[:, W // 2:] = 1.0
+  image[H // 2:, :, 1] = 0.5
+  step = 6.0 / 3  # max_radius / M for 7 layers.
+  spreads = []
+  for s_value in [0.0, 0.2, 0.5, 1.0, 1.5, 2.0, 3.0, 4.5, 6.0]:
+    out = _render(image, np.full((H, W), -s_value, np.float32))
+    spreads.append(_edge_spread(out, image))
+  assert all(b > a for a, b in zip(spreads, spreads[1:])), spreads
+  one_step = spreads[[0.0, 0.2, 0.5, 1.0, 1.5, 2.0].index(step)]
+  assert spreads[1] <= 0.15 * one_step  # 0.1 of a step takes ~0.1 of the next layer's blur.
+
+
+def test_sharp_foreground_over_blurred_background_keeps_edge_and_leaks_no_colour():
+  image = np.zeros((H, W, 3), np.float32)
+  image[:, : W // 2, 0] = 1.0                        # Red subject on the left ...
+  image[:, W // 2:, 2] = 0.8                         # ... in front of a blue wall.
+  image[::6, W // 2:, 1] = 1.0                       # Texture on the wall so its blur shows.
+  s = np.where(np.arange(W) < W // 2, 0.0, -6.0).astype(np.float32)
+  out = _render(image, np.broadcast_to(s, (H, W)).copy())
+  np.testing.assert_allclose(out[:, : W // 2], image[:, : W // 2], atol=1e-4)  # Edge kept.
+  assert out[:, W // 2:, 0].max() < 1e-3            # No red on the wall.
+  assert np.abs(out[:, W // 2 + 8:, 1] - out[:, W // 2 + 8:, 1].mean()).max() < 0.2  # Blurred.
+
+
+def test_blurred_foreground_over_sharp_background_fades_without_fringe():
+  image = np.zeros((H, W, 3), np.float32)
+  image[:, : W // 2] = 0.9                           # Bright near subject on the left,
+  image[:, W // 2:] = 0.3                            # in front of an in-focus grey wall.
+  radius = 8.0
+  s = np.where(np.arange(W) < W // 2, radius, 0.0).astype(np.float32)
+  out = _render(image, np.broadcast_to(s, (H, W)).copy(), max_radius=radius, num_layers=5)
+  row = _to_linear(out[H // 2, :, 1])
+  lo, hi = float(_to_linear(0.3)), float(_to_linear(0.9))
+  assert row.min() >= lo - 1e-3 and row.max() <= hi + 1e-3      # No dark (or bright) fringe.
+  assert np.all(np.diff(row) <= 1e-4)                            # Fades monotonically.
+  edge = W // 2
+  # The fade spans both sides of the silhouette (the wall shows through the blurred edge) and
+  # has no step: neighbouring pixels differ by less than a fifth of the contrast.
+  assert row[edge - 3] < hi - 0.1 * (hi - lo) and row[edge + 2] > lo + 0.1 * (hi - lo)
+  assert np.abs(np.diff(row)).max() < 0.2 * (hi - lo)
+  np.testing.assert_allclose(row[: edge - int(radius) - 2], hi, atol=2e-3)
+  np.testing.assert_allclose(row[edge + int(radius) + 2:], lo, atol=2e-3)
+
+
+def test_jit_and_vmap_match_single_renders():
+  rng = np.random.default_rng(2)
+  images = rng.random((2, 32, 40, 3), np.float32)
+  disparity = rng.uniform(0.2, 1.0, (2, 32, 40)).astype(np.float32)
+  fn = jax.jit(lambda i, d, f, k: dof.render_disparity(
+      i, d, focus_disparity=f, blur_scale_px=k, max_radius=4.0, num_layers=5))
+  batched = np.asarray(fn(images, disparity, jnp.array([0.5, 0.7]), jnp.array([6.0, 3.0])))
+  for n, (f, k) in enumerate([(0.5, 6.0), (0.7, 3.0)]):
+    single = dof.render_disparity(images[n], disparity[n], focus_disparity=f, blur_scale_px=k,
+                                  max_radius=4.0, num_layers=5)
+    np.testing.assert_allclose(batched[n], np.asarray(single), atol=1e-5)
+
+
+def test_render_with_lens_settings_matches_disparity_form():
+  rng = np.random.default_rng(3)
+  image = rng.random((32, 40, 3), np.float32)
+  depth = rng.uniform(1.0, 5.0, (32, 40)).astype(np.float32)
+  out = dof.render(image, depth, focus_distance=2.0, f_number=1.8, focal_length_mm=50.0,
+                   max_radius=4.0, num_layers=5)
+  k = dof.blur_scale_px(focus_distance_m=2.0, f_number=1.8, focal_length_mm=50.0,
+                        image_width_px=40)
+  ref = dof.render_disparity(image, 1.0 / depth, focus_disparity=0.5, blur_scale_px=k,
+                             max_radius=4.0, num_layers=5)
+  np.testing.assert_allclose(np.asarray(out), np.asarray(ref), atol=1e-5)
+
+
+def test_gradients_are_finite_and_match_finite_differences():
+  rng = np.random.default_rng(4)
+  image = jnp.asarray(rng.random((24, 32, 3), np.float32))
+  disparity = jnp.asarray(rng.uniform(0.2, 1.0, (24, 32)).astype(np.float32))
+  weights = jnp.asarray(rng.standard_normal((24, 32, 3)).astype(np.float32))
+
+  def loss(disp, k):
+    out = dof.render_disparity(image, disp, focus_disparity=0.6, blur_scale_px=k,
+                               max_radius=4.0, num_layers=5)
+    return jnp.sum(out * weights)
+
+  k0 = 5.0
+  g_disp, g_k = jax.jit(jax.grad(loss, argnums=(0, 1)))(disparity, k0)
+  assert np.all(np.isfinite(g_disp)) and np.isfinite(g_k)
+  assert np.abs(g_disp).max() > 0 and abs(float(g_k)) > 0
+  f = jax.jit(loss)
+  eps = 1e-2
+  fd_k = (f(disparity, k0 + eps) - f(disparity, k0 - eps)) / (2 * eps)
+  assert float(g_k) == pytest.approx(float(fd_k), rel=0.05, abs=1e-2)
+  direction = jnp.asarray(rng.standard_normal((24, 32)).astype(np.float32))
+  eps = 1e-3
+  fd_d = (f(disparity + eps * direction, k0) - f(disparity - eps * direction, k0)) / (2 * eps)
+  assert float(jnp.sum(g_disp * direction)) == pytest.approx(float(fd_d), rel=0.05, abs=1e-2)
+
+
+def test_bokeh_loss_and_preview():
+  rng = np.random.default_rng(5)
+  image = jnp.asarray(rng.random((2, 32, 32, 3), np.float32))
+  true = jnp.asarray(rng.uniform(1.0, 6.0, (2, 32, 32)).astype(np.float32))
+  true = true.at[0, :4].set(0.0)  # Invalid pixels.
+  pred = true.at[:, :, :16].set(3.0).at[0, :4].set(1.0)
+  assert float(dof.bokeh_loss(image, jnp.where(true > 0, true, 2.0), true)) < 1e-6
+  value, grad = jax.value_and_grad(lambda p: dof.bokeh_loss(image, p, true))(pred)
+  assert float(value) > 1e-3 and np.all(np.isfinite(grad)) and np.abs(grad).max() > 0
+  out = dof.render_for_preview(image[0], true[0])
+  assert out.shape == (32, 32, 3) and np.all(np.isfinite(out))

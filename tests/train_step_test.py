@@ -1,0 +1,126 @@
+"""The pure train step: changes both networks, deterministic, reduces L1; arms; bad configs."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from configs import tiny
+from dofjax import depth as depth_lib
+from dofjax import errors
+from dofjax import train
+
+
+def fixed_batch(config, seed=0):
+  """A deterministic batch with a learnable image -> depth relation (depth from brightness)."""
+  rng = np.random.default_rng(seed)
+  s, n = config.image_size, config.batch_size
+  image = rng.uniform(-1, 1, (n, s, s, 3)).astype(np.float32)
+  depth_m = (1.0 + 3.0 * (image.mean(-1, keepdims=True) + 1.0)).astype(np.float32)
+  depth_m[:, :2, :2] = 0.0  # a few invalid pixels
+  target = depth_lib.encode_depth(depth_m, config.depth_near_m, config.depth_far_m)
+  mask = depth_lib.valid_mask(depth_m, far=config.depth_far_m)
+  return {"image": image, "depth": depth_m, "target": target.astype(np.float32), "mask": mask}
+
+
+def _config(arm="cgan_l1"):
+  c = tiny.get_config()
+  c.loss.arm = arm
+  return c
+
+
+def _run(config, steps, seed=0, step=None):
+  state = train.create_train_state(config, jax.random.key(config.seed))
+  step = step or jax.jit(lambda s, b, r: train.train_step(s, b, r, config=config))
+  batch = fixed_batch(config, seed)
+  history = []
+  for _ in range(steps):
+    state, metrics = step(state, batch, jax.random.key(7))
+    history.append(jax.device_get(metrics))
+  return state, history
+
+
+def _max_abs_diff(a, b):
+  return max(float(jnp.abs(x - y).max())
+             for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)))
+
+
+def test_one_step_changes_both_networks_and_is_deterministic():
+  config = _config("cgan_l1")
+  state0 = train.create_train_state(config, jax.random.key(0))
+  step = jax.jit(lambda s, b, r: train.train_step(s, b, r, config=config))
+  s1, m1 = _run(config, 1, step=step)
+  s2, m2 = _run(config, 1, step=step)
+  assert _max_abs_diff(state0.gen.params, s1.gen.params) > 0
+  assert _max_abs_diff(state0.disc.params, s1.disc.params) > 0
+  assert _max_abs_diff(state0.gen.batch_stats, s1.gen.batch_stats) > 0
+  assert _max_abs_diff(s1.gen.params, s2.gen.params) == 0
+  assert _max_abs_diff(s1.disc.params, s2.disc.params) == 0
+  assert int(s1.step) == 1
+  for key in ("g_loss", "g_l1", "g_gan", "d_loss", "d_real", "d_fake", "learning_rate"):
+    assert np.isfinite(m1[0][key]), key
+  # G loss = GAN + lambda * L1, as in the reference.
+  assert m1[0]["g_loss"] == pytest.approx(m1[0]["g_gan"] + 100.0 * m1[0]["g_l1"], rel=1e-5)
+
+
+def test_a_few_steps_on_a_fixed_batch_reduce_the_l1():
+  config = _config("l1")
+  config.model.dropout_rate = 0.0
+  config.num_train_steps = config.lr_constant_steps = 100
+  config.learning_rate = 1e-3
+  _, history = _run(config, 15)
+  assert history[-1]["g_l1"] < 0.7 * history[0]["g_l1"]
+
+
+def test_l1_arm_builds_no_discriminator():
+  state = train.create_train_state(_config("l1"), jax.random.key(0))
+  assert state.disc is None
+  _, history = _run(_config("l1"), 1)
+  assert "d_loss" not in history[0] and "g_gan" not in history[0]
+
+
+def test_cgan_arm_has_no_l1_in_its_loss():
+  _, history = _run(_config("cgan"), 1)
+  assert history[0]["g_loss"] == pytest.approx(history[0]["g_gan"], rel=1e-6)
+
+
+def test_nonfinite_step_leaves_state_unchanged_and_reports_it():
+  config = _config("cgan_l1")
+  state = train.create_train_state(config, jax.random.key(0))
+  batch = fixed_batch(config)
+  batch["target"] = batch["target"].copy()
+  batch["target"][0, 5, 5, 0] = np.nan
+  new_state, metrics = jax.jit(lambda s, b, r: train.train_step(s, b, r, config=config))(
+      state, batch, jax.random.key(1))
+  assert int(metrics["nonfinite"]) == 1
+  assert _max_abs_diff(state.gen.params, new_state.gen.params) == 0
+  assert int(new_state.nonfinite_skips) == 1
+
+
+def test_schedule_is_constant_then_linear_to_zero():
+  config = _config()
+  config.num_train_steps, config.lr_constant_steps = 100, 60
+  sched = train.learning_rate_schedule(config)
+  assert float(sched(0)) == pytest.approx(2e-4)
+  assert float(sched(59)) == pytest.approx(2e-4)
+  assert float(sched(80)) == pytest.approx(1e-4)
+  assert float(sched(100)) == pytest.approx(0.0, abs=1e-12)
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("loss.arm", "wgan", "loss.arm='wgan'"),
+    ("model.norm", "group", "model.norm='group'"),
+    ("image_size", 48, "image_size=48 is not divisible by 2\\*\\*model.num_downs = 32"),
+    ("parallelism", "dp", "parallelism='dp'"),
+    ("batch_size", 0, "batch_size=0 must be a positive integer"),
+    ("model.conv_impl", "cudnn", "model.conv_impl='cudnn'"),
+])
+def test_invalid_config_values_are_clear_errors(field, value, message):
+  config = _config()
+  node = config
+  *parents, leaf = field.split(".")
+  for p in parents:
+    node = node[p]
+  node[leaf] = value
+  with pytest.raises(errors.UserError, match=message):
+    train.validate_config(config)

@@ -1,0 +1,562 @@
+"""Procedural indoor RGB-D scenes with exact depth, rendered by vectorised numpy ray casting.
+
+A `Scene` is a room (floor, four walls, ceiling) holding boxes and spheres with procedural
+textures, lit by an ambient term and point lights with hard shadows, seen by a pinhole camera.
+
+World frame: metres, y up; the room spans `Room.lo`..`Room.hi` with the floor at y = 0.
+Camera frame (OpenCV): x right, y down, z forward. `Camera.rotation` is world_from_camera (its
+columns are the camera's right, down and forward axes in world coordinates).
+
+Intrinsics (square pixels, principal point at the image centre):
+    fx = fy = focal_length_mm / sensor_width_mm * width      [pixels]
+    pixel (row i, column j) is sampled at its centre (j + 0.5, i + 0.5).
+
+Depth is the z distance along the optical axis (not the ray length). Every ray direction is
+scaled so its camera-z component is 1, so the ray parameter t *is* the z depth.
+
+Thin lens (`render_thin_lens`): the aperture is a disc of diameter A = focal_length / f_number in
+the lens plane (camera z = 0); every sample ray leaves a point of that disc and passes through the
+point where the pixel's pinhole ray meets the focal plane z = focus_distance_m. The field of view
+is kept that of the pinhole camera, so a point at depth z is spread into a disc of diameter
+
+    c_px = A * fx * |1 / focus_distance_m - 1 / z|                         (`coc_diameter_px`)
+
+pixels: DESIGN.md's thin-lens formula with (z_f - f) replaced by z_f (sensor at distance f, no
+focus breathing). Renders are averaged in linear light; pinhole renders are clipped to [0, 1]
+before averaging (a sensor that saturates per view), so the thin-lens render is exactly the
+aperture average of what `render_pinhole` returns, and an infinitely small aperture gives back
+the pinhole image exactly. No sub-pixel jitter is used, for the same reason.
+
+Shading is view independent (Lambertian), so all aperture samples see the same radiance for a
+surface point.
+"""
+
+import dataclasses
+import math
+from typing import Tuple, Union
+
+import numpy as np
+
+_EPS = 1e-4
+_MAX_CAMERA_Z = 0.9  # Cameras stand within 0.9 m of the room's z = 0 wall, looking along +z.
+_NUM_ROOM_FACES = 6  # Surface ids 0..5: x-, x+, y- (floor), y+ (ceiling), z-, z+.
+TEXTURE_KINDS = ("solid", "checker", "stripes", "noise", "marble", "tiles")
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Material:
+  """A procedural texture: `kind` in TEXTURE_KINDS mixing two linear-RGB albedos."""
+  kind: str
+  color_a: np.ndarray  # (3,) linear RGB albedo in [0, 1].
+  color_b: np.ndarray  # (3,) linear RGB albedo in [0, 1].
+  scale: float         # Pattern period in metres.
+  angle: float         # Pattern orientation in radians (stripes, marble).
+  seed: int            # Noise seed.
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Room:
+  """The inside of the box lo..hi (metres); materials for x-, x+, floor, ceiling, z-, z+."""
+  lo: np.ndarray
+  hi: np.ndarray
+  materials: Tuple[Material, ...]
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Box:
+  """A box of half extents `half_size` (metres) centred at `center`, turned by `yaw` about y."""
+  center: np.ndarray
+  half_size: np.ndarray
+  yaw: float
+  material: Material
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Sphere:
+  """A sphere (metres)."""
+  center: np.ndarray
+  radius: float
+  material: Material
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Light:
+  """A point light; `intensity` is linear RGB irradiance at 1 m, facing the light."""
+  position: np.ndarray
+  intensity: np.ndarray
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Camera:
+  """Pinhole pose and optics. fx_px = focal_length_mm / sensor_width_mm * image width."""
+  position: np.ndarray   # (3,) world metres.
+  rotation: np.ndarray   # (3, 3) world_from_camera; columns: right, down, forward.
+  focal_length_mm: float
+  sensor_width_mm: float
+
+  def intrinsics(self, height: int, width: int) -> Tuple[float, float, float, float]:
+    """(fx, fy, cx, cy) in pixels for an image of height x width pixels."""
+    fx = self.focal_length_mm / self.sensor_width_mm * width
+    return fx, fx, width / 2.0, height / 2.0
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Scene:
+  """Everything `render_pinhole` needs. Change parts with `dataclasses.replace`."""
+  room: Room
+  objects: Tuple[Union[Box, Sphere], ...]
+  lights: Tuple[Light, ...]
+  ambient: float
+  camera: Camera
+
+
+# ----------------------------------------------------------------------------------------------
+# Colour helpers.
+
+
+def srgb_to_linear(x):
+  """sRGB in [0, 1] -> linear light in [0, 1] (any shape)."""
+  x = np.asarray(x, np.float32)
+  return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4).astype(np.float32)
+
+
+def linear_to_srgb(x):
+  """Linear light -> sRGB in [0, 1] (any shape; input clipped to [0, 1] first)."""
+  x = np.clip(np.asarray(x, np.float32), 0.0, 1.0)
+  return np.where(x <= 0.0031308, x * 12.92,
+                  1.055 * np.power(x, 1.0 / 2.4) - 0.055).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------------------------
+# Random scenes.
+
+
+def _random_colour(rng, saturation_range, value_range):
+  """A random linear-RGB albedo from an HSV draw (saturation/value ranges in sRGB terms)."""
+  h = rng.uniform(0.0, 1.0)
+  s = rng.uniform(*saturation_range)
+  v = rng.uniform(*value_range)
+  k = np.array([5.0, 3.0, 1.0])
+  rgb = v - v * s * np.clip(np.minimum((k + h * 6.0) % 6.0, 4.0 - (k + h * 6.0) % 6.0), 0.0, 1.0)
+  return srgb_to_linear(rgb)
+
+
+def _random_material(rng, kinds, saturation_range, value_range, scale_range):
+  """A Material with a kind drawn from `kinds` and two related colours."""
+  kind = str(rng.choice(kinds))
+  a = _random_colour(rng, saturation_range, value_range)
+  if rng.uniform() < 0.5:  # A darker/lighter shade of the same colour, or a second colour.
+    b = np.clip(a * rng.uniform(0.3, 0.7), 0.0, 1.0).astype(np.float32)
+  else:
+    b = _random_colour(rng, saturation_range, value_range)
+  return Material(kind=kind, color_a=a, color_b=b, scale=float(rng.uniform(*scale_range)),
+                  angle=float(rng.uniform(0.0, math.pi)), seed=int(rng.integers(0, 2**31 - 1)))
+
+
+def _camera_rotation(yaw, pitch):
+  """world_from_camera for a camera turned by yaw about world y (0 = looking along +z) and
+  pitched by `pitch` radians (negative = looking down); no roll."""
+  forward = np.array([math.sin(yaw) * math.cos(pitch), math.sin(pitch),
+                      math.cos(yaw) * math.cos(pitch)])
+  right = np.cross(forward, [0.0, 1.0, 0.0])
+  right /= np.linalg.norm(right)
+  down = np.cross(forward, right)
+  return np.stack([right, down, forward], axis=1)
+
+
+def random_scene(seed: int, *, view: int = 0) -> Scene:
+  """A random furnished room and camera pose, deterministic in (seed, view).
+
+  Args:
+    seed: chooses the room: size, textures, objects, lights.
+    view: chooses the camera pose inside that room (several views of one room share everything
+      but the camera).
+
+  Returns:
+    A Scene. Rooms are 3.5-7 m wide, 4-8 m deep, 2.4-3.2 m high; the camera stands 1-1.7 m high
+    near one end, looking into the room; the horizontal field of view is 50-75 degrees
+    (focal_length_mm 24-38 on a 36 mm-wide sensor).
+  """
+  rng = np.random.default_rng([int(seed), 7919])
+  size = np.array([rng.uniform(3.5, 7.0), rng.uniform(2.4, 3.2), rng.uniform(4.0, 8.0)])
+  wall = _random_material(rng, ["solid", "noise", "stripes", "tiles"], (0.05, 0.35),
+                          (0.55, 0.95), (0.3, 1.5))
+  back_wall = _random_material(rng, ["solid", "noise", "stripes", "checker", "tiles"],
+                               (0.05, 0.5), (0.4, 0.95), (0.2, 1.2))
+  floor = _random_material(rng, ["checker", "tiles", "marble", "noise", "stripes"], (0.1, 0.6),
+                           (0.25, 0.8), (0.3, 1.2))
+  ceiling = _random_material(rng, ["solid", "noise"], (0.0, 0.1), (0.8, 0.98), (0.5, 2.0))
+  room = Room(lo=np.zeros(3), hi=size,
+              materials=(wall, wall, floor, ceiling, back_wall, back_wall))
+
+  # Camera pose for this view (drawn before the objects so objects can avoid it).
+  vrng = np.random.default_rng([int(seed), int(view), 104729])
+  cam_pos = np.array([vrng.uniform(0.3, 0.7) * size[0], vrng.uniform(1.0, 1.7),
+                      vrng.uniform(0.3, _MAX_CAMERA_Z)])
+  yaw = vrng.uniform(-0.45, 0.45)
+  pitch = vrng.uniform(-0.35, 0.02)
+  focal = float(vrng.uniform(24.0, 38.0))
+  camera = Camera(position=cam_pos, rotation=_camera_rotation(yaw, pitch),
+                  focal_length_mm=focal, sensor_width_mm=36.0)
+
+  objects = []
+  obj_kinds = list(TEXTURE_KINDS)
+  for _ in range(int(rng.integers(3, 9))):
+    mat = _random_material(rng, obj_kinds, (0.2, 0.9), (0.2, 0.95), (0.08, 0.6))
+    x = rng.uniform(0.1, 0.9) * size[0]
+    z01 = rng.uniform()
+    if rng.uniform() < 0.6:
+      half = np.array([rng.uniform(0.15, 0.8), rng.uniform(0.1, 0.9), rng.uniform(0.15, 0.8)])
+      if rng.uniform() < 0.15:  # A shelf or picture on the wall, off the floor.
+        y = rng.uniform(0.8, size[1] - 0.5)
+        half[1] = min(half[1], 0.4)
+      else:
+        y = half[1]
+      extent = float(np.hypot(half[0], half[2]))
+      obj = Box(center=np.array([x, y, 0.0]), half_size=half,
+                yaw=float(rng.uniform(-0.8, 0.8)), material=mat)
+    else:
+      r = rng.uniform(0.12, 0.55)
+      extent = r
+      obj = Sphere(center=np.array([x, r, 0.0]), radius=float(r), material=mat)
+    # At least 0.6 m in front of the furthest camera position (z = 0.9 m), inside the room.
+    z_lo, z_hi = _MAX_CAMERA_Z + 0.6 + extent, size[2] - 0.05 - extent
+    if z_lo < z_hi:
+      obj.center[2] = z_lo + z01 * (z_hi - z_lo)
+      objects.append(obj)
+  kept = [o for o in objects if not _near_point(o, cam_pos, 0.3)]  # Belt and braces.
+
+  lights = []
+  for _ in range(int(rng.integers(1, 3))):
+    pos = np.array([rng.uniform(0.2, 0.8) * size[0], size[1] - 0.15,
+                    rng.uniform(0.2, 0.8) * size[2]])
+    warm = np.array([1.0, rng.uniform(0.85, 1.0), rng.uniform(0.65, 0.95)])
+    lights.append(Light(position=pos, intensity=(warm * rng.uniform(1.5, 3.0)).astype(np.float32)))
+  return Scene(room=room, objects=tuple(kept), lights=tuple(lights),
+               ambient=float(rng.uniform(0.12, 0.25)), camera=camera)
+
+
+def _near_point(obj, p, margin):
+  """True if point p (3,) lies within `margin` metres of the object's bounding volume."""
+  if isinstance(obj, Sphere):
+    return float(np.linalg.norm(p - obj.center)) < obj.radius + margin
+  local = _to_box_frame(obj, (p - obj.center)[None])[0]
+  return bool(np.all(np.abs(local) < obj.half_size + margin))
+
+
+# ----------------------------------------------------------------------------------------------
+# Ray casting. Rays: origins (N, 3), directions (N, 3), both float32 world coordinates.
+
+
+def _to_box_frame(box, v):
+  """Rotates world vectors v (N, 3) into the box's local frame (inverse yaw about y)."""
+  c, s = math.cos(box.yaw), math.sin(box.yaw)
+  x, y, z = v[:, 0], v[:, 1], v[:, 2]
+  return np.stack([c * x - s * z, y, s * x + c * z], axis=1)
+
+
+def _from_box_frame(box, v):
+  """Rotates local box vectors v (N, 3) back to world coordinates."""
+  c, s = math.cos(box.yaw), math.sin(box.yaw)
+  x, y, z = v[:, 0], v[:, 1], v[:, 2]
+  return np.stack([c * x + s * z, y, -s * x + c * z], axis=1)
+
+
+def _safe_inverse(d):
+  """1/d, finite: exact zeros (axis-parallel rays) are replaced by 1e-30."""
+  return np.float32(1.0) / np.where(d == 0, np.float32(1e-30), d)
+
+
+# The intersection routines take component-major rays, O and D of shape (3, N), so every
+# operation runs on contiguous (N,) arrays (much faster than reducing over a trailing axis of 3).
+
+
+def _intersect_box(box, O, D):
+  """Ray parameter (N,) of the first hit with the box, +inf where missed or behind."""
+  c, s = np.float32(math.cos(box.yaw)), np.float32(math.sin(box.yaw))
+  px, py, pz = (O[i] - np.float32(box.center[i]) for i in range(3))
+  local_o = (c * px - s * pz, py, s * px + c * pz)
+  local_d = (c * D[0] - s * D[2], D[1], s * D[0] + c * D[2])
+  tmin = tmax = None
+  for lo, ld, h in zip(local_o, local_d, box.half_size.astype(np.float32)):
+    inv = _safe_inverse(ld)
+    t1 = (-h - lo) * inv
+    t2 = (h - lo) * inv
+    near, far = np.minimum(t1, t2), np.maximum(t1, t2)
+    tmin = near if tmin is None else np.maximum(tmin, near)
+    tmax = far if tmax is None else np.minimum(tmax, far)
+  hit = (tmax >= tmin) & (tmin > _EPS)
+  return np.where(hit, tmin, np.float32(np.inf)).astype(np.float32)
+
+
+def _intersect_sphere(sphere, O, D):
+  """Ray parameter (N,) of the first hit with the sphere, +inf where missed or behind."""
+  oc = [O[i] - np.float32(sphere.center[i]) for i in range(3)]
+  a = D[0] * D[0] + D[1] * D[1] + D[2] * D[2]
+  b = oc[0] * D[0] + oc[1] * D[1] + oc[2] * D[2]
+  c = oc[0] * oc[0] + oc[1] * oc[1] + oc[2] * oc[2] - np.float32(sphere.radius) ** 2
+  disc = b * b - a * c
+  t = (-b - np.sqrt(np.maximum(disc, 0.0))) / a
+  return np.where((disc >= 0) & (t > _EPS), t, np.float32(np.inf)).astype(np.float32)
+
+
+def _intersect_object(obj, O, D):
+  if isinstance(obj, Box):
+    return _intersect_box(obj, O, D)
+  return _intersect_sphere(obj, O, D)
+
+
+def _intersect_room(room, O, D):
+  """(t, face) of rays leaving the room from inside: t (N,), face (N,) int in 0..5."""
+  t = surface = None
+  for axis in range(3):
+    positive = D[axis] > 0
+    bound = np.where(positive, np.float32(room.hi[axis]), np.float32(room.lo[axis]))
+    t_axis = (bound - O[axis]) * _safe_inverse(D[axis])
+    face = (2 * axis + positive).astype(np.int32)
+    if t is None:
+      t, surface = t_axis, face
+    else:
+      closer = t_axis < t
+      t = np.where(closer, t_axis, t)
+      surface = np.where(closer, face, surface)
+  return t.astype(np.float32), surface
+
+
+def _cast(scene, O, D):
+  """Closest hit of component-major rays O (3, N or 1), D (3, N): t (N,) float32 and surface
+  id (N,) int32 (0..5 room faces, 6+k object k)."""
+  t, surface = _intersect_room(scene.room, O, D)
+  for k, obj in enumerate(scene.objects):
+    tk = _intersect_object(obj, O, D)
+    closer = tk < t
+    t = np.where(closer, tk, t)
+    surface = np.where(closer, np.int32(_NUM_ROOM_FACES + k), surface)
+  return t, surface
+
+
+def _occluded(scene, o, d):
+  """True (N,) where an object blocks the segment o .. o + d (N, 3) (parameter in (eps, 1))."""
+  O, D = np.ascontiguousarray(o.T), np.ascontiguousarray(d.T)
+  blocked = np.zeros(o.shape[0], bool)
+  for obj in scene.objects:
+    blocked |= _intersect_object(obj, O, D) < 1.0
+  return blocked
+
+
+# ----------------------------------------------------------------------------------------------
+# Surfaces: normals, texture coordinates, albedo.
+
+
+def _room_normal_uv(face, p):
+  """Inward normals (N, 3) and texture coordinates (N, 2) on room face `face`."""
+  axis, positive = face // 2, face % 2
+  n = np.zeros_like(p)
+  n[:, axis] = -1.0 if positive else 1.0
+  others = [a for a in range(3) if a != axis]
+  return n, p[:, others]
+
+
+def _box_normal_uv(box, p):
+  """Outward normals and per-face texture coordinates of hit points p (N, 3) on a box."""
+  local = _to_box_frame(box, p - box.center.astype(np.float32))
+  rel = np.abs(local) / box.half_size.astype(np.float32)
+  axis = np.argmax(rel, axis=1)
+  sign = np.sign(np.take_along_axis(local, axis[:, None], axis=1)[:, 0])
+  n_local = np.zeros_like(local)
+  n_local[np.arange(len(p)), axis] = sign
+  # Texture coordinates: the two local coordinates other than the face axis.
+  first = np.where(axis == 0, local[:, 2], local[:, 0])
+  second = np.where(axis == 1, local[:, 2], local[:, 1])
+  uv = np.stack([first + 3.0 * axis, second], axis=1)
+  return _from_box_frame(box, n_local), uv
+
+
+def _sphere_normal_uv(sphere, p):
+  """Outward normals and (azimuth, height) texture coordinates on a sphere, in metres."""
+  n = (p - sphere.center.astype(np.float32)) / np.float32(sphere.radius)
+  azimuth = np.arctan2(n[:, 0], n[:, 2]) * sphere.radius
+  return n, np.stack([azimuth, n[:, 1] * sphere.radius * 1.5], axis=1)
+
+
+def _hash01(ix, iy, seed):
+  """Deterministic pseudo-random values in [0, 1) for integer lattice points (any shape)."""
+  h = (ix.astype(np.int64) * 73856093) ^ (iy.astype(np.int64) * 19349663) ^ (seed * 83492791)
+  h = (h & 0xFFFFFFFF).astype(np.uint32)
+  h ^= h >> np.uint32(16)
+  h *= np.uint32(0x7FEB352D)
+  h ^= h >> np.uint32(15)
+  h *= np.uint32(0x846CA68B)
+  h ^= h >> np.uint32(16)
+  return (h.astype(np.float32) / np.float32(2**32)).astype(np.float32)
+
+
+def _value_noise(u, v, seed):
+  """Smooth value noise in [0, 1) at points (u, v) (lattice spacing 1)."""
+  iu, iv = np.floor(u), np.floor(v)
+  fu, fv = u - iu, v - iv
+  fu, fv = fu * fu * (3 - 2 * fu), fv * fv * (3 - 2 * fv)
+  a, b = _hash01(iu, iv, seed), _hash01(iu + 1, iv, seed)
+  c, d = _hash01(iu, iv + 1, seed), _hash01(iu + 1, iv + 1, seed)
+  return (a + (b - a) * fu) * (1 - fv) + (c + (d - c) * fu) * fv
+
+
+def _fbm(u, v, seed, octaves=3):
+  """Fractal value noise in [0, 1): `octaves` octaves, each half as strong and twice as fine."""
+  total, amp, norm = 0.0, 1.0, 0.0
+  for k in range(octaves):
+    total = total + amp * _value_noise(u * 2**k, v * 2**k, seed + 101 * k)
+    norm += amp
+    amp *= 0.5
+  return total / norm
+
+
+def _albedo(material, uv):
+  """Linear-RGB albedo (N, 3) of a material at texture coordinates uv (N, 2) metres."""
+  u = uv[:, 0] / material.scale
+  v = uv[:, 1] / material.scale
+  ca, sa = math.cos(material.angle), math.sin(material.angle)
+  ru = ca * u + sa * v
+  kind = material.kind
+  if kind == "solid":
+    mix = 0.15 * _fbm(u * 2.0, v * 2.0, material.seed)
+  elif kind == "checker":
+    mix = ((np.floor(u) + np.floor(v)) % 2).astype(np.float32)
+  elif kind == "stripes":
+    mix = (np.floor(2.0 * ru) % 2).astype(np.float32) * 0.8 + 0.2 * _fbm(u, v, material.seed)
+  elif kind == "noise":
+    mix = _fbm(3.0 * u, 3.0 * v, material.seed, octaves=4)
+  elif kind == "marble":
+    mix = 0.5 + 0.5 * np.sin(2 * math.pi * ru + 6.0 * _fbm(u, v, material.seed, octaves=4))
+  elif kind == "tiles":
+    fu, fv = u - np.floor(u), v - np.floor(v)
+    grout = (np.minimum(np.minimum(fu, 1 - fu), np.minimum(fv, 1 - fv)) < 0.04)
+    shade = 0.2 * _hash01(np.floor(u), np.floor(v), material.seed)
+    mix = np.where(grout, 1.0, shade)
+  else:
+    raise ValueError(f"Unknown texture kind {kind!r}; expected one of {TEXTURE_KINDS}.")
+  mix = np.clip(mix, 0.0, 1.0).astype(np.float32)[:, None]
+  return (material.color_a * (1 - mix) + material.color_b * mix).astype(np.float32)
+
+
+def _surface(scene, surface_id, points):
+  """(normals, albedo) for hit points (N, 3) that all lie on surface `surface_id`."""
+  if surface_id < _NUM_ROOM_FACES:
+    n, uv = _room_normal_uv(surface_id, points)
+    material = scene.room.materials[surface_id]
+  else:
+    obj = scene.objects[surface_id - _NUM_ROOM_FACES]
+    if isinstance(obj, Box):
+      n, uv = _box_normal_uv(obj, points)
+    else:
+      n, uv = _sphere_normal_uv(obj, points)
+    material = obj.material
+  return n.astype(np.float32), _albedo(material, uv.astype(np.float32))
+
+
+def _shade(scene, points, surface):
+  """Linear radiance (N, 3), unclipped: albedo * (ambient + sum of lights with shadows)."""
+  normals = np.zeros_like(points)
+  albedo = np.zeros_like(points)
+  for sid in np.unique(surface):
+    idx = np.nonzero(surface == sid)[0]
+    normals[idx], albedo[idx] = _surface(scene, int(sid), points[idx])
+  light = np.full(points.shape, scene.ambient, np.float32)
+  origins = points + normals * np.float32(1e-3)
+  for lamp in scene.lights:
+    to_light = lamp.position.astype(np.float32) - origins
+    dist2 = np.einsum("ij,ij->i", to_light, to_light)
+    cos = np.einsum("ij,ij->i", to_light, normals) / np.sqrt(dist2)
+    lit = (cos > 0) & ~_occluded(scene, origins, to_light)
+    # Irradiance falls off as 1/d^2, softened near the lamp (a small spherical lamp).
+    power = np.where(lit, cos / np.maximum(dist2, 0.25), 0.0).astype(np.float32)
+    light += power[:, None] * lamp.intensity.astype(np.float32)
+  return albedo * light
+
+
+def _camera_rays(scene, height, width):
+  """Pinhole ray directions (H*W, 3) in camera coordinates with z component 1."""
+  fx, fy, cx, cy = scene.camera.intrinsics(height, width)
+  jj, ii = np.meshgrid(np.arange(width, dtype=np.float64), np.arange(height, dtype=np.float64))
+  x = (jj + 0.5 - cx) / fx
+  y = (ii + 0.5 - cy) / fy
+  return np.stack([x, y, np.ones_like(x)], axis=-1).reshape(-1, 3)
+
+
+def _render_rays(scene, origin_cam, dirs_cam, height, width):
+  """Casts rays from one camera-frame point origin_cam (3,) along dirs_cam (H*W, 3); returns
+  (linear rgb clipped to [0, 1] (H, W, 3), ray parameter t (H, W))."""
+  rot = scene.camera.rotation
+  O = (rot @ origin_cam + scene.camera.position).astype(np.float32)[:, None]  # (3, 1).
+  D = (rot @ dirs_cam.T).astype(np.float32)                                   # (3, N).
+  t, surface = _cast(scene, O, D)
+  points = np.ascontiguousarray((O + D * t).T)                                # (N, 3).
+  radiance = np.clip(_shade(scene, points, surface), 0.0, 1.0)
+  return radiance.reshape(height, width, 3), t.reshape(height, width)
+
+
+def render_pinhole_linear(scene: Scene, height: int, width: int):
+  """Like `render_pinhole` but the colour stays in linear light (clipped to [0, 1])."""
+  dirs = _camera_rays(scene, height, width)
+  rgb_lin, t = _render_rays(scene, np.zeros(3), dirs, height, width)
+  # The z component of every direction is exactly 1 in camera space, so t is the z depth.
+  return rgb_lin.astype(np.float32), t.astype(np.float32)
+
+
+def render_pinhole(scene: Scene, height: int, width: int):
+  """Renders the scene through its pinhole camera.
+
+  Returns:
+    rgb: float32 (height, width, 3), sRGB in [0, 1].
+    depth_m: float32 (height, width), exact z distance (along the optical axis) in metres.
+  """
+  rgb_lin, depth_m = render_pinhole_linear(scene, height, width)
+  return linear_to_srgb(rgb_lin), depth_m
+
+
+def aperture_samples(num_samples: int, diameter: float) -> np.ndarray:
+  """(num_samples, 2) points evenly covering a disc of `diameter` (Vogel's golden-angle spiral),
+  deterministic; their mean is close to the disc centre."""
+  k = np.arange(num_samples, dtype=np.float64)
+  r = 0.5 * diameter * np.sqrt((k + 0.5) / num_samples)
+  theta = k * math.pi * (3.0 - math.sqrt(5.0))
+  return np.stack([r * np.cos(theta), r * np.sin(theta)], axis=1)
+
+
+def render_thin_lens(scene: Scene, height: int, width: int, *, focus_distance_m: float,
+                     f_number: float, num_samples: int = 64) -> np.ndarray:
+  """Renders the view through a thin lens: exact depth-of-field ground truth.
+
+  Averages, in linear light, `num_samples` pinhole renders from points on the aperture disc
+  (diameter focal_length_mm / f_number, in the lens plane), each focused on the plane
+  z = focus_distance_m (camera frame). See the module docstring and `coc_diameter_px`.
+
+  Returns:
+    rgb: float32 (height, width, 3), sRGB in [0, 1].
+  """
+  if focus_distance_m <= 0 or f_number <= 0 or num_samples < 1:
+    raise ValueError("focus_distance_m and f_number must be > 0 and num_samples >= 1; got "
+                     f"{focus_distance_m}, {f_number}, {num_samples}.")
+  aperture_m = scene.camera.focal_length_mm / 1000.0 / f_number
+  pinhole = _camera_rays(scene, height, width)           # z = 1.
+  total = np.zeros((height, width, 3), np.float64)
+  for lx, ly in aperture_samples(num_samples, aperture_m):
+    lens = np.array([lx, ly, 0.0])
+    # Through the lens point and the pinhole ray's point on the focal plane; z component 1.
+    dirs = pinhole - lens / focus_distance_m
+    rgb_lin, _ = _render_rays(scene, lens, dirs, height, width)
+    total += rgb_lin
+  return linear_to_srgb(total / num_samples)
+
+
+def coc_diameter_px(scene: Scene, depth_m, width: int, *, focus_distance_m: float,
+                    f_number: float):
+  """Circle-of-confusion diameter in pixels that `render_thin_lens` produces at depth_m.
+
+  c_px = (focal_length / f_number) * fx_px * |1/focus_distance_m - 1/depth_m|, with
+  fx_px = focal_length_mm / sensor_width_mm * width. depth_m: metres, any shape (> 0).
+  """
+  cam = scene.camera
+  aperture_m = cam.focal_length_mm / 1000.0 / f_number
+  fx = cam.focal_length_mm / cam.sensor_width_mm * width
+  return aperture_m * fx * np.abs(1.0 / focus_distance_m - 1.0 / np.asarray(depth_m))
