@@ -139,8 +139,9 @@ def gaussian_baseline(image, radius_px):
   return ((1 - t) * stack[lo, rows, cols] + t * stack[hi, rows, cols]).astype(np.float32)
 
 
-QUALITY_SETTINGS = (  # (f-number, focus: depth percentile). Apertures exaggerated for wide lenses.
-    (1.0, 10), (0.5, 10), (0.25, 10), (0.5, 60), (0.25, 60))
+# (f-number, focus at this percentile of the scene's depth). The scenes' lenses are wide (24-38 mm)
+# and the images small, so the apertures are exaggerated to give blur radii of ~3 to ~25 px.
+QUALITY_SETTINGS = ((0.5, 10), (0.25, 10), (0.125, 10), (0.5, 60), (0.25, 60), (0.125, 60))
 
 
 def run_quality(args):

@@ -3,21 +3,28 @@
 Layout in the workdir W:
   W/checkpoints/<step>/state  the TrainState pytree (orbax StandardSave)
   W/checkpoints/<step>/data   the input iterator's state (JSON)
+  W/unusable_checkpoints/     checkpoints that failed to restore, moved here (never deleted)
   W/config.json               the resolved config of the latest run
   W/runs/<time>.json          every run's resolved config, never overwritten
 
-Orbax writes each checkpoint to a temporary folder and renames it when complete, so a killed
-process never leaves a checkpoint that looks complete. A checkpoint that fails to restore is
-reported and the next older one is tried; nothing is deleted.
+Orbax writes each checkpoint to `<step>.orbax-checkpoint-tmp-<time>` and renames it to `<step>`
+when complete, so a killed process never leaves a checkpoint that looks complete; the next
+training run reports such leftovers and removes them. A checkpoint that fails to restore is
+reported and the next older one is tried; once an older one restores, the unusable newer ones
+are moved to W/unusable_checkpoints (so that the run can save those steps again).
 """
 
 import datetime
 import json
 
+import jax
 import orbax.checkpoint as ocp
 from etils import epath
 
 from dofjax import errors
+
+# What orbax appends to the folder name of a checkpoint that is still being written.
+TMP_MARK = ".orbax-checkpoint-tmp"
 
 # Config fields that change parameter shapes: resuming with a different value cannot work.
 SHAPE_FIELDS = ("model.ngf", "model.num_downs", "model.norm", "model.ndf", "model.n_layers",
@@ -74,12 +81,27 @@ def atomic_write_text(path, text: str) -> None:
   tmp.replace(path)
 
 
-def make_manager(workdir, keep: int) -> ocp.CheckpointManager:
-  """An async CheckpointManager over W/checkpoints keeping the newest `keep` checkpoints."""
-  options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
+def make_manager(workdir, keep: int, read_only: bool = False) -> ocp.CheckpointManager:
+  """An async CheckpointManager over W/checkpoints keeping the newest `keep` checkpoints.
+
+  A training manager removes the temporary folders of interrupted saves (report them first with
+  `incomplete_checkpoints`); a read-only one (evaluation, perhaps beside a running training job)
+  changes nothing on disk.
+  """
+  options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=not read_only,
+                                         read_only=read_only,
+                                         cleanup_tmp_directories=not read_only,
                                          enable_async_checkpointing=True)
   return ocp.CheckpointManager(epath.Path(workdir) / "checkpoints", options=options,
                                item_names=("state", "data"))
+
+
+def incomplete_checkpoints(workdir) -> list:
+  """Names of the temporary folders that interrupted saves left in W/checkpoints."""
+  directory = epath.Path(workdir) / "checkpoints"
+  if not directory.exists():
+    return []
+  return sorted(p.name for p in directory.iterdir() if TMP_MARK in p.name)
 
 
 def save(manager, step: int, state, data_state, force: bool = False) -> None:
@@ -89,26 +111,106 @@ def save(manager, step: int, state, data_state, force: bool = False) -> None:
       data=ocp.args.JsonSave(data_state if data_state is not None else {})), force=force)
 
 
-def restore_latest(manager, abstract_state, log=print):
+def _path_names(path) -> str:
+  parts = []
+  for key in path:
+    for attr in ("name", "key", "idx"):
+      if hasattr(key, attr):
+        parts.append(str(getattr(key, attr)))
+        break
+    else:
+      parts.append(str(key))
+  return "/".join(parts)
+
+
+def _shape_mismatch(manager, step: int, abstract_state):
+  """A description of how the saved state's shapes differ from `abstract_state`, or None.
+
+  None also when the checkpoint's metadata cannot be read (then the checkpoint is damaged).
+  """
+  handler = ocp.PyTreeCheckpointHandler()
+  try:
+    saved = handler.metadata(epath.Path(manager.directory) / str(step) / "state")
+    saved_shapes = {_path_names(p): tuple(x.shape) for p, x in
+                    jax.tree_util.tree_flatten_with_path(saved)[0] if hasattr(x, "shape")}
+  except Exception:  # noqa: BLE001 -- unreadable metadata: damaged, not a config mismatch.
+    return None
+  finally:
+    handler.close()
+  if not saved_shapes:
+    return None
+  wanted = {_path_names(p): tuple(x.shape) for p, x in
+            jax.tree_util.tree_flatten_with_path(abstract_state)[0]}
+  diffs = [f"{k}: saved {saved_shapes.get(k, 'absent')}, config {wanted.get(k, 'absent')}"
+           for k in sorted(set(saved_shapes) | set(wanted), key=lambda k: ("/params/" not in k, k))
+           if saved_shapes.get(k) != wanted.get(k)]
+  if not diffs:
+    return None
+  more = f" and {len(diffs) - 3} more" if len(diffs) > 3 else ""
+  return "; ".join(diffs[:3]) + more
+
+
+def _move_aside(manager, steps, log) -> None:
+  """Moves unusable step folders to W/unusable_checkpoints/ (process 0) and reloads the manager."""
+  directory = epath.Path(manager.directory)
+  target_dir = directory.parent / "unusable_checkpoints"
+  if jax.process_index() == 0:
+    target_dir.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    for step in steps:
+      target = target_dir / f"{step}-{stamp}"
+      (directory / str(step)).rename(target)
+      log(f"warning: moved the unusable checkpoint of step {step} to {target} (not deleted; "
+          "inspect or delete it yourself).")
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+    multihost_utils.sync_global_devices("dofjax_move_unusable_checkpoints")
+  manager.reload()
+
+
+def restore_latest(manager, abstract_state, log=print, move_unusable: bool = False):
   """Restores the newest checkpoint that restores cleanly.
+
+  A checkpoint that fails to restore is reported and the next older one is tried. With
+  `move_unusable` (training), the failed ones are then moved to W/unusable_checkpoints so that
+  their steps can be saved again; otherwise they are left in place.
 
   Args:
     manager: from make_manager.
     abstract_state: a pytree of jax.ShapeDtypeStruct (with shardings) like the saved state.
     log: where to report skipped checkpoints.
+    move_unusable: move the checkpoints that failed to restore out of W/checkpoints.
   Returns:
     (step, state, data_state) or (None, None, None) when there is no usable checkpoint.
+  Raises:
+    UserError: a checkpoint holds a state of other shapes (another config made it).
   """
+  failed = []
+  result = (None, None, None)
   for step in sorted(manager.all_steps(), reverse=True):
     try:
       restored = manager.restore(step, args=ocp.args.Composite(
           state=ocp.args.StandardRestore(abstract_state), data=ocp.args.JsonRestore()))
-      return step, restored["state"], restored["data"]
+      result = (step, restored["state"], restored["data"])
+      break
     except Exception as e:  # noqa: BLE001 -- any failure means this checkpoint is unusable.
-      log(f"warning: checkpoint at step {step} in {manager.directory} could not be restored "
-          f"({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}); "
-          "it is left in place and an older one is tried.")
-  return None, None, None
+      mismatch = _shape_mismatch(manager, step, abstract_state)
+      if mismatch:
+        raise errors.UserError(
+            f"The checkpoint at step {step} in {manager.directory} holds a model of other "
+            f"shapes than this config ({mismatch}). Resume with the config that made it (each "
+            "run's config is in W/runs/), or use a new --workdir.") from None
+      first_line = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
+      log(f"warning: the checkpoint at step {step} in {manager.directory} could not be restored "
+          f"({type(e).__name__}: {first_line}); trying an older one.")
+      failed.append(step)
+  if failed and move_unusable:
+    _move_aside(manager, failed, log)
+  elif failed:
+    log(f"warning: unusable checkpoints left in place: steps {', '.join(map(str, failed))}.")
+  if failed and result[0] is None:
+    log("warning: no checkpoint could be restored; starting from scratch.")
+  return result
 
 
 def latest_step(workdir):

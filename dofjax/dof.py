@@ -45,7 +45,7 @@ _MIN_LOWRES_RADIUS = 4.0    # 'pyramid': a downsampled layer's disc keeps at lea
 _MAX_FACTOR = 8             # Coarsest resolution used: 1/8.
 _FILL_RADIUS_SCALE = 2.0    # Fill reaches this many times the largest blur radius.
 _FILL_GAIN = 4.0            # Fill is full where >= 1/_FILL_GAIN of its disc is this layer.
-_EDGE_STEPS = 2.0         # Fill only behind depth jumps of > 2 layer steps (fully at >= 4).
+_EDGE_STEPS = 1.0         # Fill only behind depth jumps of > 1 layer step (fully at >= 2).
 
 
 # ----------------------------------------------------------------------------- circle of confusion
@@ -283,23 +283,27 @@ def _render_one(image, s, *, radii, method):
     nearer = _nearer_share(u, knots, k) * inside
     layers.append(_downsample(jnp.concatenate([lin * wk, wk[None], nearer[None]]), factors[k]))
 
-  # Hidden-background fill, all layers at once at the fill resolution: normalised colour and
-  # how much of the layer is near (1 within ~fill_reach / 2 of its pixels). Only content next
-  # to an occlusion edge (a jump of several layer steps) is extended: on a continuous surface
-  # split into bands, the coverage normalisation already mixes the bands correctly and a fill
-  # would smear far colours under near ones.
+  # Hidden-background fill, all layers at once at the fill resolution: each layer's normalised
+  # colour, full where the layer is near (1 within ~fill_reach / 2 of its pixels), and only near
+  # an occlusion edge (a jump of more than _EDGE_STEPS layer steps): on a continuous surface split
+  # into bands, the coverage normalisation already mixes the bands correctly and a fill would
+  # smear far colours under near ones.
   step = max(abs(r) for r in radii) / (len(radii) // 2)
   s_far, s_near = _block_extremes(s, inside, fill_factor)
   edge = jnp.clip((s_near - s_far) / (_EDGE_STEPS * max(step, 1.0)) - 1.0, 0.0, 1.0)
-  coarse = jnp.stack([_downsample(lay[:4], fill_factor // factors[k]) * edge
+  coarse = jnp.stack([_downsample(lay[:4], fill_factor // factors[k])
                       for k, lay in enumerate(layers)])
   fill_radius = fill_reach / fill_factor
   fill_method = "direct" if method == "direct" else "fft"
-  blurred = jax.vmap(lambda x: _blur(x, fill_radius, fill_method))(coarse)
-  norm = _blur(jnp.ones((1,) + coarse.shape[2:], s.dtype), fill_radius, fill_method)
-  presence = blurred[:, 3:] / jnp.maximum(norm, COVERAGE_EPS)
+  blurred = jax.vmap(lambda x: _blur(x, fill_radius, fill_method))(
+      jnp.concatenate([coarse, jnp.broadcast_to(edge[None], coarse[:1].shape)], axis=0))
+  norm = jnp.maximum(_blur(jnp.ones((1,) + coarse.shape[2:], s.dtype), fill_radius, fill_method),
+                     COVERAGE_EPS)
+  # Edges are lines, covering ~1 / fill_radius of a disc they cross: hence the larger gain.
+  near_edge = jnp.clip(2.0 * fill_radius * blurred[-1:, 3:] / norm, 0.0, 1.0)
+  blurred = blurred[:-1]
   fill_colour = blurred[:, :3] / jnp.maximum(blurred[:, 3:], COVERAGE_EPS)
-  fill_alpha = jnp.clip(_FILL_GAIN * presence, 0.0, 1.0)
+  fill_alpha = jnp.clip(_FILL_GAIN * blurred[:, 3:] / norm, 0.0, 1.0) * near_edge
   fill = jnp.concatenate([fill_colour * fill_alpha, fill_alpha], axis=1)  # Premultiplied.
 
   blurred_layers = []

@@ -20,6 +20,7 @@ and its autodiff are matrix products plus cheap elementwise loops:
   four phases ("col2im"), so the big activations are never duplicated.
 """
 
+import jax
 import jax.numpy as jnp
 from jax import lax
 
@@ -50,23 +51,64 @@ def _conv_patches(x, kernel, stride: int, padding: int):
   return cols @ kernel.reshape(-1, kernel.shape[-1])
 
 
-def _conv_s2k4(x, kernel, padding: int):
-  """4x4 stride-2 convolution through space-to-depth(2): (N,H,W,Cin) -> (N,Ho,Wo,Cout).
+def _im2col_s2k4_impl(xp):
+  """(N,2Hs,2Ws,C) -> (N,Hs-1,Ws-1,4,4,C): the 4x4 stride-2 patches of an already padded map.
 
-  With xs = space_to_depth(pad(x)), patch (i, j) tap (ky, kx) = (2ty+sy, 2tx+sx) is
-  xs[i+ty, j+tx, sy, sx]: 4 contiguous slices, taps still in the kernel's (ky, kx, c) order.
+  With xs = space_to_depth(xp), tap (ky, kx) = (2ty+sy, 2tx+sx) of patch (i, j) is
+  xs[i+ty, sy, j+tx, sx]: 4 contiguous slices instead of 16 strided ones.
   """
-  n, h, w, c = x.shape
+  n, hp, wp, c = xp.shape
+  hs, ws = hp // 2, wp // 2
+  xs = xp.reshape(n, hs, 2, ws, 2, c)
+  taps = [xs[:, ty:ty + hs - 1, :, tx:tx + ws - 1, :, :] for ty in range(2) for tx in range(2)]
+  p = jnp.stack(taps, 0).reshape(2, 2, n, hs - 1, 2, ws - 1, 2, c)  # (ty,tx,n,i,sy,j,sx,c)
+  p = p.transpose(2, 3, 5, 0, 4, 1, 6, 7)  # (n,i,j,ty,sy,tx,sx,c)
+  return p.reshape(n, hs - 1, ws - 1, 4, 4, c)
+
+
+def _col2im_s2k4_impl(cols):
+  """Adjoint of `_im2col_s2k4_impl`: (N,Ho,Wo,4,4,C) -> (N,2Ho+2,2Wo+2,C), overlaps summed.
+
+  Written as a gather (each output element sums the 4 patch entries that read it) so that XLA
+  emits one loop over the output instead of 16 padded copies of the patches.
+  """
+  n, ho, wo, _, _, c = cols.shape
+  hs, ws = ho + 1, wo + 1
+  cp = _pad_hw(cols.reshape(n, ho, wo, 2, 2, 2, 2, c), 1, 1, 1, 1)  # (n,i,j,ty,sy,tx,sx,c)
+  xs = 0
+  for ty in range(2):
+    for tx in range(2):
+      xs = xs + cp[:, 1 - ty:1 - ty + hs, 1 - tx:1 - tx + ws, ty, :, tx, :, :]  # (n,m,l,sy,sx,c)
+  return xs.transpose(0, 1, 3, 2, 4, 5).reshape(n, 2 * hs, 2 * ws, c)
+
+
+@jax.custom_vjp
+def _im2col_s2k4(xp):
+  return _im2col_s2k4_impl(xp)
+
+
+@jax.custom_vjp
+def _col2im_s2k4(cols):
+  return _col2im_s2k4_impl(cols)
+
+
+# Each is linear and the other's transpose, so each one's VJP is the other.
+_im2col_s2k4.defvjp(lambda xp: (_im2col_s2k4_impl(xp), None),
+                    lambda _, g: (_col2im_s2k4(g),))
+_col2im_s2k4.defvjp(lambda cols: (_col2im_s2k4_impl(cols), None),
+                    lambda _, g: (_im2col_s2k4(g),))
+
+
+def _conv_s2k4(x, kernel, padding: int):
+  """4x4 stride-2 convolution as patches @ kernel: (N,H,W,Cin) -> (N,Ho,Wo,Cout)."""
+  _, h, w, c = x.shape
   out_h = (h + 2 * padding - 4) // 2 + 1
   out_w = (w + 2 * padding - 4) // 2 + 1
   # Pad to (out+1)*2 rows/cols; any extra row/col at the end is never read by a valid tap.
   hp, wp = 2 * (out_h + 1), 2 * (out_w + 1)
-  x = _pad_hw(x, padding, hp - h - padding, padding, wp - w - padding)
-  xs = x.reshape(n, out_h + 1, 2, out_w + 1, 2, c)
-  taps = [xs[:, ty:ty + out_h, :, tx:tx + out_w, :, :] for ty in range(2) for tx in range(2)]
-  p = jnp.stack(taps, 0).reshape(2, 2, n, out_h, 2, out_w, 2, c)  # (ty,tx,n,i,sy,j,sx,c)
-  p = p.transpose(2, 3, 5, 0, 4, 1, 6, 7)  # (n,i,j,ty,sy,tx,sx,c) = (n,i,j,ky,kx,c)
-  return p.reshape(n, out_h, out_w, 16 * c) @ kernel.reshape(16 * c, -1)
+  xp = _pad_hw(x, padding, hp - h - padding, padding, wp - w - padding)
+  cols = _im2col_s2k4(xp)
+  return cols.reshape(*cols.shape[:3], 16 * c) @ kernel.reshape(16 * c, -1)
 
 
 def _conv_shift_sum(x, kernel, stride: int, padding: int):
@@ -134,23 +176,16 @@ def _conv_transpose_taps(x, kernel):
 
 
 def _conv_transpose_col2im(x, kernel):
-  """Large maps: z = x @ kernel (Cin, 16 Cout), then each phase sums 4 shifted slices of z."""
+  """Large maps: z = x @ kernel as (Cin, 16 Cout), then col2im sums the overlapping taps.
+
+  This is the adjoint of the 4x4 stride-2 padding-1 convolution: output pixel 2i-1+k receives
+  x[i] @ kernel[k], i.e. col2im on the output padded by 1 on each side.
+  """
   n, h, w, cin = x.shape
   cout = kernel.shape[-1]
   z = jnp.einsum("nhwc,kco->nhwko", x, kernel.reshape(16, cin, cout))
-  zp = _pad_hw(z, 1, 1, 1, 1)
-  rows = []
-  for ry in range(2):
-    cols = []
-    for rx in range(2):
-      acc = 0
-      for ty in range(2):
-        for tx in range(2):
-          tap = (3 - ry - 2 * ty) * 4 + (3 - rx - 2 * tx)
-          acc = acc + zp[:, ry + ty:ry + ty + h, rx + tx:rx + tx + w, tap, :]
-      cols.append(acc)
-    rows.append(jnp.stack(cols, 3))  # (n,h,w,rx,o)
-  return jnp.stack(rows, 2).reshape(n, 2 * h, 2 * w, cout)  # (n,h,ry,w,rx,o)
+  out = _col2im_s2k4(z.reshape(n, h, w, 4, 4, cout))  # (N,2H+2,2W+2,Cout)
+  return out[:, 1:-1, 1:-1, :]
 
 
 def conv_transpose(x, kernel):

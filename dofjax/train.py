@@ -66,6 +66,10 @@ class TrainState:
 
 def validate_config(config: ml_collections.ConfigDict) -> None:
   """Raises UserError naming the first invalid config value and how to fix it."""
+  from dofjax import input_pipeline
+  if config.dataset not in input_pipeline.KNOWN_DATASETS:
+    raise errors.UserError(f"dataset={config.dataset!r} is unknown; use one of "
+                           f"{', '.join(input_pipeline.KNOWN_DATASETS)}.")
   losses.check_loss_config(config.loss)
   for field, allowed in (("parallelism", PARALLELISMS), ("test_time", TEST_TIMES),
                          ("on_nonfinite", ON_NONFINITE), ("compute_dtype", tuple(COMPUTE_DTYPES))):
@@ -285,14 +289,12 @@ def train_step(state: TrainState, batch, rng, *, config, axis_name=None):
 
 
 def bokeh_loss(batch, fake_code, config):
-  """L1 between DoF renders of the input made with predicted and with true depth (see dof.py)."""
+  """L1 between DoF renders of the input made with predicted and with true depth (dof.py)."""
   from dofjax import dof
   image01 = (batch["image"] + 1.0) * 0.5
-  near, far = config.depth_near_m, config.depth_far_m
-  pred_depth = depth_lib.decode_depth(fake_code, near, far)[..., 0]
-  true_depth = jnp.where(batch["mask"][..., 0] > 0, batch["depth"][..., 0], pred_depth)
-  true_depth = jax.lax.stop_gradient(true_depth)
-  return dof.bokeh_l1(image01, pred_depth, true_depth)
+  pred_depth = depth_lib.decode_depth(fake_code, config.depth_near_m, config.depth_far_m)[..., 0]
+  true_depth = batch["depth"][..., 0] * batch["mask"][..., 0]
+  return dof.bokeh_loss(image01, pred_depth, true_depth)
 
 
 def predict_code(gen_state: NetState, image, rng, *, config):
@@ -307,29 +309,42 @@ def predict_code(gen_state: NetState, image, rng, *, config):
 
 
 def eval_step(state: TrainState, batch, rng, *, config):
-  """Per-batch sums of per-image metrics (weighted by batch['example_mask']) and the count.
+  """Per-batch sums of per-image metrics (weighted by batch['example_mask']) and their counts.
 
-  Returns (sums dict of scalars, predicted code (N,S,S,1)).
+  Depth and boundary metrics compare the prediction, resized to the native ground truth
+  ('depth_full'), with it (DESIGN.md section 6). The bokeh metrics compare DoF renders at the
+  network's resolution made with predicted and with true depth (same lens, same focus).
+  Returns (sums: {name: sum, '_count_' + name: weight}, predicted code (N,S,S,1)).
   """
+  from dofjax import dof
   from dofjax import metrics as metrics_lib
+  near, far = config.depth_near_m, config.depth_far_m
   code = predict_code(state.gen, batch["image"], rng, config=config)
   weight = batch["example_mask"].astype(jnp.float32)
-  per_image = {}
-  diff = jnp.abs(code - batch["target"]) * batch["mask"]
-  per_image["l1_code"] = diff.sum((1, 2, 3)) / jnp.maximum(batch["mask"].sum((1, 2, 3)), 1.0)
+  mask = batch["mask"]
+  valid_pixels = mask.sum((1, 2, 3))
+  l1_code = (jnp.abs(code - batch["target"]) * mask).sum((1, 2, 3))
+  groups = [{"l1_code": l1_code / jnp.maximum(valid_pixels, 1.0),
+             "valid": (valid_pixels > 0).astype(jnp.float32)}]
   gt_full = batch["depth_full"][..., 0]
-  code_full = jax.image.resize(code, gt_full.shape + (1,), "bilinear")
-  pred_full = depth_lib.decode_depth(code_full[..., 0], config.depth_near_m, config.depth_far_m)
-  depth_per_image = metrics_lib.depth_metrics_per_image(
-      pred_full, gt_full, min_depth=1e-3, max_depth=config.depth_far_m)
-  valid = depth_per_image.pop("valid").astype(jnp.float32)
-  depth_per_image.pop("num_pixels", None)
-  per_image.update(depth_per_image)
+  code_full = jax.image.resize(code, gt_full.shape + (1,), "bilinear")[..., 0]
+  pred_full = depth_lib.decode_depth(code_full, near, far)
+  groups.append(metrics_lib.depth_metrics_per_image(pred_full, gt_full, max_depth=far))
+  groups.append(metrics_lib.boundary_metrics_per_image(pred_full, gt_full, max_depth=far))
+  image01 = (batch["image"] + 1.0) * 0.5
+  pred_small = depth_lib.decode_depth(code[..., 0], near, far)
+  true_small = jnp.where(mask[..., 0] > 0, batch["depth"][..., 0], pred_small)
+  focus = 1.0 / dof.focus_disparity_from_depth(batch["depth"][..., 0] * mask[..., 0])
+  render_pred = dof.render_for_preview(image01, pred_small, focus=focus)
+  render_true = dof.render_for_preview(image01, true_small, focus=focus)
+  groups.append(metrics_lib.bokeh_metrics_per_image(render_pred, render_true))
   sums = {}
-  for name, values in per_image.items():
-    w = weight if name == "l1_code" else weight * valid
-    sums[name] = jnp.sum(jnp.where(w > 0, values, 0.0) * w)
-    sums[f"_count_{name}"] = jnp.sum(w)
+  for group in groups:
+    w = weight * group.pop("valid").astype(jnp.float32)
+    group.pop("num_pixels", None)
+    for name, values in group.items():
+      sums[name] = jnp.sum(jnp.where(w > 0, values, 0.0) * w)
+      sums[f"_count_{name}"] = jnp.sum(w)
   return sums, code
 
 
@@ -373,12 +388,25 @@ def compile_train_step_pmap(config):
 
 def replicate(tree):
   """Copies a pytree onto every local device (leading axis = local device count) for pmap."""
-  return jax.device_put_replicated(tree, jax.local_devices())
+  devices = jax.local_devices()
+  sharding = NamedSharding(jax.sharding.Mesh(np.array(devices), (PMAP_AXIS,)), P(PMAP_AXIS))
+
+  def put(x):
+    x = np.asarray(x)  # One host copy; each device then receives its slice of the broadcast.
+    return jax.device_put(np.broadcast_to(x[None], (len(devices),) + x.shape), sharding)
+
+  return jax.tree_util.tree_map(put, tree)
 
 
 def unreplicate(tree):
-  """The first replica of a pmap-replicated pytree."""
-  return jax.tree_util.tree_map(lambda x: x[0], tree)
+  """The first local replica of a pmap-replicated pytree."""
+
+  def first(x):
+    if isinstance(x, jax.Array) and not x.is_fully_addressable:  # Several processes.
+      x = x.addressable_shards[0].data
+    return x[0]
+
+  return jax.tree_util.tree_map(first, tree)
 
 
 def split_for_devices(local_batch: dict) -> dict:
@@ -528,16 +556,25 @@ def _picture_rows(local, code, n, config):
     image01 = (local["image"][j] + 1.0) * 0.5
     pred_m = np.asarray(depth_lib.decode_depth(code[j][..., 0], config.depth_near_m,
                                                config.depth_far_m))
-    row.append(visualize.to_uint8(preview_render(image01, pred_m)))
+    true_m = local["depth"][j][..., 0]
+    focus = np.median(true_m[true_m > 0]) if np.any(true_m > 0) else np.median(pred_m)
+    row.append(visualize.to_uint8(preview_render(image01, pred_m, focus)))
     rows.append(row)
   return rows
 
 
-def preview_render(image01, depth_m):
-  """A shallow-DoF preview (H,W,3 float [0,1]) of a small image, focused on its median depth."""
+@functools.lru_cache(maxsize=None)
+def _jitted_preview():
   from dofjax import dof
-  return np.asarray(dof.render_for_preview(np.asarray(image01, np.float32),
-                                           np.asarray(depth_m, np.float32)))
+  return jax.jit(dof.render_for_preview)
+
+
+def preview_render(image01, depth_m, focus):
+  """A shallow-DoF preview (H,W,3 float [0,1]) of an image (H,W,3 in [0,1]) and its depth
+  (H,W metres), focused at `focus` metres (dof.render_for_preview, compiled once per size)."""
+  return np.asarray(_jitted_preview()(np.asarray(image01, np.float32),
+                                      np.asarray(depth_m, np.float32),
+                                      focus=np.float32(focus)))
 
 
 def write_samples(state, config, workdir, mesh, rng) -> list:
@@ -562,9 +599,10 @@ def write_samples(state, config, workdir, mesh, rng) -> list:
       pred = np.asarray(depth_lib.decode_depth(code_full, config.depth_near_m,
                                                config.depth_far_m))
       true_for_render = np.where(gt > 0, gt, pred)
+      focus = float(np.median(gt[gt > 0])) if np.any(gt > 0) else float(np.median(pred))
       tiles = [visualize.to_uint8(image01),
-               visualize.to_uint8(preview_render(image01, pred)),
-               visualize.to_uint8(preview_render(image01, true_for_render)),
+               visualize.to_uint8(preview_render(image01, pred, focus)),
+               visualize.to_uint8(preview_render(image01, true_for_render, focus)),
                visualize.colorize_depth_m(pred, config.depth_near_m, config.depth_far_m),
                visualize.colorize_depth_m(gt, config.depth_near_m, config.depth_far_m)]
       path = out_dir / f"sample_{len(written)}.png"
@@ -574,6 +612,7 @@ def write_samples(state, config, workdir, mesh, rng) -> list:
 
 
 def _check_finite(step, host_metrics, config, manager, progress):
+  """Stops (TrainingDiverged) or warns ('skip') when step `step` was not finite."""
   if int(host_metrics.get("nonfinite", 0)) == 0:
     return
   bad = [k for k in ("g_loss", "g_l1", "g_gan", "g_bokeh", "d_loss", "d_real", "d_fake")
@@ -582,11 +621,14 @@ def _check_finite(step, host_metrics, config, manager, progress):
   if config.on_nonfinite == "skip":
     progress.message(f"warning: step {step}: {what}; update skipped (on_nonfinite='skip').")
     return
+  manager.wait_until_finished()  # Checkpoints saved so far hold only finite, checked steps.
   last = manager.latest_step()
+  kept = (f"the last good checkpoint is step {last} in {manager.directory}" if last is not None
+          else "no checkpoint was saved yet")
   raise TrainingDiverged(
-      f"Training stopped at step {step}: {what}. The state was not updated; the last good "
-      f"checkpoint is step {last}. Lower --config.learning_rate, check the data, or set "
-      "--config.on_nonfinite=skip to skip such steps.")
+      f"Training stopped at step {step}: {what}. The state was not updated and {kept}. Lower "
+      "--config.learning_rate, check the data, or set --config.on_nonfinite=skip to skip such "
+      "steps.")
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
@@ -599,14 +641,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
   is_chief = jax.process_index() == 0
   workdir = prepare_workdir(workdir, config)
   mesh = make_mesh()
-  manager = checkpointing.make_manager(workdir, config.keep_checkpoints)
+  leftovers = checkpointing.incomplete_checkpoints(workdir)
+  manager = checkpointing.make_manager(workdir, config.keep_checkpoints)  # Removes leftovers.
   progress = summaries.Progress(config.num_train_steps, 0, enabled=is_chief)
+  if leftovers:
+    progress.message(f"warning: removing {len(leftovers)} incomplete checkpoint folder(s) that an "
+                     f"interrupted save left in {workdir}/checkpoints: {', '.join(leftovers)}.")
   checkpointing.record_config(workdir, config, bool(manager.all_steps()), write=is_chief)
   input_pipeline.prepare(config)
 
   init_rng, train_rng, eval_rng = jax.random.split(jax.random.key(config.seed), 3)
   start, state, data_state = checkpointing.restore_latest(
-      manager, abstract_state(config, mesh), log=progress.message)
+      manager, abstract_state(config, mesh), log=progress.message, move_unusable=True)
   if state is None:
     start, state = 0, init_state_on_mesh(config, init_rng, mesh)
   else:
@@ -642,6 +688,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
       from dofjax import visualize
       writer.image(step, "validation/input|pred|true|dof", visualize.grid(rows))
     progress.message(f"eval step {step}: " + "  ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
+    progress.steps_per_second(step)  # Restart the steps/s clock: evaluation is not training.
 
   pending = None
   stopped_by = None
@@ -659,8 +706,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
         _log_train(pending, config, writer, progress, manager, first=(done == start + 1))
         pending = None
         save(done, force=preempted)
-      if done % config.eval_every_steps == 0 or done == total:
-        run_eval(done)
+      if done == total or (done % config.eval_every_steps == 0 and not preempted):
+        run_eval(done)  # A preempted run leaves at once: its grace period is short.
       if preempted:
         stopped_by = stop.signal_name or "preemption notice"
         break
@@ -669,10 +716,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
   state = plain_state(state)
   manager.wait_until_finished()
   writer.flush()
+  skips = int(state.nonfinite_skips)
+  if skips:
+    progress.message(f"warning: {skips} update(s) with non-finite losses or gradients were "
+                     "skipped in this training run so far (on_nonfinite='skip').")
   if stopped_by:
     progress.message(
         f"Stopped by {stopped_by} at step {int(state.step)}; checkpoint saved in "
-        f"{workdir}/checkpoints. Run the same command again to resume.")
+        f"{workdir}/checkpoints/{int(state.step)}. Run the same command again to resume.")
   elif is_chief and start < total and config.num_samples > 0:
     paths = write_samples(state, config, workdir, mesh, eval_rng)
     if paths:
@@ -713,7 +764,7 @@ def evaluate_checkpoint(config, workdir, split="test"):
   if checkpointing.latest_step(workdir) is None:
     raise errors.UserError(f"No checkpoint in {workdir}/checkpoints; train first with the same "
                            "--workdir.")
-  manager = checkpointing.make_manager(workdir, config.keep_checkpoints)
+  manager = checkpointing.make_manager(workdir, config.keep_checkpoints, read_only=True)
   step, state, _ = checkpointing.restore_latest(manager, abstract_state(config, mesh))
   manager.close()
   if state is None:

@@ -21,3 +21,21 @@ def synthetic_data_dir(tmp_path_factory) -> str:
   config.data_dir = str(tmp_path_factory.mktemp("tfds_synthetic"))
   input_pipeline.prepare(config)
   return config.data_dir
+
+
+MULTIDEVICE_DEVICES = 8
+
+
+def pytest_collection_modifyitems(config, items):
+  """Skips tests marked `multidevice` unless jax sees 8 devices (JAX_NUM_CPU_DEVICES=8)."""
+  del config
+  marked = [item for item in items if item.get_closest_marker("multidevice")]
+  if not marked:
+    return
+  import jax  # pylint: disable=g-import-not-at-top
+  if jax.device_count() >= MULTIDEVICE_DEVICES:
+    return
+  skip = pytest.mark.skip(reason=f"needs {MULTIDEVICE_DEVICES} devices, jax sees "
+                                 f"{jax.device_count()}; run with JAX_NUM_CPU_DEVICES=8")
+  for item in marked:
+    item.add_marker(skip)

@@ -1,0 +1,231 @@
+"""Photo (+ depth or a trained model) -> shallow depth-of-field photo.
+
+  python -m dofjax.render photo.jpg --depth=depth_mm.png --focus_px=640,360 --f_number=1.8 \\
+      --focal_length_mm=50 --output=bokeh.png [--depth_vis=depth.png]
+  python -m dofjax.render photo.jpg --workdir=W --focus_m=2.0 --blur_scale_px=25 --output=out.jpg
+
+Depth comes from a 16-bit PNG in millimetres (0 = invalid) or is predicted by the latest
+checkpoint in --workdir (at the model's resolution, then upsampled). The render is made at the
+photo's full resolution with `dofjax.dof.render_disparity`.
+"""
+
+import argparse
+import os
+import sys
+
+import numpy as np
+
+from dofjax import depth as depth_lib
+from dofjax import dof
+from dofjax import errors
+
+
+def _parse(argv):
+  p = argparse.ArgumentParser(prog="python -m dofjax.render",
+                              description=__doc__.split("\n")[0])
+  p.add_argument("image", help="Input photo (JPEG or PNG, 8 or 16 bit).")
+  src = p.add_mutually_exclusive_group(required=True)
+  src.add_argument("--depth", help="Depth PNG, uint16 millimetres (0 = invalid).")
+  src.add_argument("--workdir", help="Training workdir: predict depth with its latest checkpoint.")
+  p.add_argument("--resize_depth", action="store_true",
+                 help="Resample a depth map whose size differs from the photo's.")
+  focus = p.add_mutually_exclusive_group()
+  focus.add_argument("--focus_px", help="Tap to focus: pixel 'x,y' (column, row). Default: centre.")
+  focus.add_argument("--focus_m", type=float, help="Focus distance in metres.")
+  p.add_argument("--f_number", type=float, default=1.8)
+  p.add_argument("--focal_length_mm", type=float, default=50.0)
+  p.add_argument("--sensor_width_mm", type=float, default=36.0, help="36 = full frame.")
+  p.add_argument("--blur_scale_px", type=float,
+                 help="Blur radius in px per 1/m of disparity off focus; overrides the lens.")
+  p.add_argument("--max_radius", type=float,
+                 help="Largest blur radius in px (default: the image's largest, capped at "
+                 "32 px per 1024 px of width).")
+  p.add_argument("--num_layers", type=int, default=dof.DEFAULT_NUM_LAYERS)
+  p.add_argument("--method", default=dof.DEFAULT_METHOD, choices=dof.METHODS)
+  p.add_argument("--output", required=True, help="Output photo (.png or .jpg).")
+  p.add_argument("--depth_vis", help="Also write the depth map as a colour image (near = bright).")
+  return p.parse_args(argv[1:])
+
+
+def read_image(path):
+  """Photo -> (float32 HxWx3 sRGB in [0, 1], bits per channel 8 or 16). UserError if unreadable."""
+  import cv2
+  if not os.path.isfile(path):
+    raise errors.UserError(f"cannot read the photo {path!r}: no such file.")
+  img = cv2.imread(path, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
+  if img is None or img.ndim != 3:
+    raise errors.UserError(f"cannot read the photo {path!r}: not a JPEG or PNG image.")
+  bits = 16 if img.dtype == np.uint16 else 8
+  scale = 65535.0 if bits == 16 else 255.0
+  return (img[..., ::-1].astype(np.float32) / scale), bits
+
+
+def read_depth_mm(path):
+  """16-bit depth PNG in mm -> float32 metres (0 = invalid). UserError if unreadable."""
+  import cv2
+  raw = cv2.imread(path, cv2.IMREAD_UNCHANGED) if os.path.isfile(path) else None
+  if raw is None:
+    raise errors.UserError(f"cannot read the depth map {path!r}: missing or not an image.")
+  if raw.dtype != np.uint16 or raw.ndim != 2:
+    raise errors.UserError(f"the depth map {path!r} must be a single-channel 16-bit PNG in "
+                           f"millimetres; got {raw.dtype} with shape {raw.shape}.")
+  return depth_lib.millimetres_to_metres(raw)
+
+
+def resize_depth(depth_m, height, width):
+  """Resamples depth (0 = invalid) to height x width, interpolating disparity over valid pixels."""
+  import cv2
+  valid = (depth_m > 0).astype(np.float32)
+  disp = np.where(depth_m > 0, 1.0 / np.maximum(depth_m, 1e-6), 0.0).astype(np.float32)
+  num = cv2.resize(disp, (width, height), interpolation=cv2.INTER_LINEAR)
+  den = cv2.resize(valid, (width, height), interpolation=cv2.INTER_LINEAR)
+  out = np.where(den > 0.5, num / np.maximum(den, 1e-6), 0.0)
+  return np.where(out > 0, 1.0 / np.maximum(out, 1e-6), 0.0).astype(np.float32)
+
+
+def fill_invalid(depth_m):
+  """Replaces invalid (0) depth by the nearest valid surroundings (a push-pull of disparity)."""
+  import cv2
+  valid = depth_m > 0
+  if valid.all():
+    return depth_m
+  if not valid.any():
+    raise errors.UserError("the depth map has no valid pixels (all 0 or >= 65.5 m).")
+  disp = np.where(valid, 1.0 / np.maximum(depth_m, 1e-6), 0.0).astype(np.float32)
+  weight = valid.astype(np.float32)
+  level = (disp, weight)
+  pyramid = [level]
+  while min(level[0].shape) > 1 and level[1].min() == 0:
+    d, w = level
+    level = (cv2.resize(d * w, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA),
+             cv2.resize(w, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA))
+    level = (level[0] / np.maximum(level[1], 1e-6), np.minimum(level[1] * 4.0, 1.0))
+    pyramid.append(level)
+  d = pyramid[-1][0]
+  for d_lvl, w_lvl in pyramid[-2::-1]:
+    up = cv2.resize(d, (d_lvl.shape[1], d_lvl.shape[0]), interpolation=cv2.INTER_LINEAR)
+    d = w_lvl * d_lvl + (1.0 - w_lvl) * up
+  filled = np.where(valid, disp, d)
+  return (1.0 / np.maximum(filled, 1e-6)).astype(np.float32)
+
+
+def focus_from_pixel(depth_m, x, y):
+  """Median valid depth in a window around pixel (x, y): a robust tap-to-focus distance (m)."""
+  h, w = depth_m.shape
+  if not (0 <= x < w and 0 <= y < h):
+    raise errors.UserError(f"--focus_px={x},{y} is outside the {w}x{h} photo (x in [0, {w - 1}], "
+                           f"y in [0, {h - 1}]).")
+  for half in (max(2, min(h, w) // 100), max(4, min(h, w) // 25), max(h, w)):
+    win = depth_m[max(0, y - half): y + half + 1, max(0, x - half): x + half + 1]
+    win = win[win > 0]
+    if win.size:
+      return float(np.median(win))
+  raise errors.UserError("the depth map has no valid pixels to focus on.")
+
+
+def depth_visualisation(depth_m):
+  """Colour image (HxWx3 uint8 RGB) of disparity, near = bright/warm (inferno), invalid = black."""
+  import matplotlib
+  valid = depth_m > 0
+  disp = np.where(valid, 1.0 / np.maximum(depth_m, 1e-6), 0.0)
+  lo, hi = (np.percentile(disp[valid], [1, 99]) if valid.any() else (0.0, 1.0))
+  t = np.clip((disp - lo) / max(hi - lo, 1e-6), 0.0, 1.0)
+  rgb = matplotlib.colormaps["inferno"](t)[..., :3]
+  return (np.where(valid[..., None], rgb, 0.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def write_image(path, rgb01, bits=8):
+  """Writes HxWx3 float [0, 1] RGB as PNG (8 or 16 bit) or JPEG (8 bit, quality 95)."""
+  import cv2
+  ext = os.path.splitext(path)[1].lower()
+  if ext not in (".png", ".jpg", ".jpeg"):
+    raise errors.UserError(f"output {path!r} must end in .png, .jpg or .jpeg.")
+  if bits == 16 and ext == ".png":
+    data = (np.clip(rgb01, 0, 1) * 65535.0 + 0.5).astype(np.uint16)
+  else:
+    data = (np.clip(rgb01, 0, 1) * 255.0 + 0.5).astype(np.uint8)
+  folder = os.path.dirname(os.path.abspath(path))
+  if not os.path.isdir(folder):
+    raise errors.UserError(f"cannot write {path!r}: the folder {folder!r} does not exist.")
+  if not cv2.imwrite(path, data[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95]):
+    raise errors.UserError(f"cannot write {path!r}.")
+
+
+def predict_depth(workdir, image01):
+  """Depth (HxW metres) of the photo from the latest checkpoint in workdir, at full size."""
+  try:
+    from dofjax import inference  # Lazy: pulls in the model and checkpointing.
+  except ImportError as e:
+    raise errors.UserError(f"--workdir needs dofjax.inference, which cannot be imported ({e}); "
+                           "pass --depth=depth_mm.png instead.") from e
+  predict = inference.load_depth_predictor(workdir)
+  depth_m = np.asarray(predict(image01), np.float32)
+  h, w = image01.shape[:2]
+  if depth_m.shape != (h, w):
+    depth_m = resize_depth(depth_m, h, w)
+  return depth_m
+
+
+def main(argv=None):
+  """CLI entry point; see the module docstring. Returns 0."""
+  args = _parse(list(sys.argv if argv is None else argv))
+  if not args.f_number > 0:
+    raise errors.UserError(f"--f_number must be > 0; got {args.f_number}.")
+  if not args.focal_length_mm > 0 or not args.sensor_width_mm > 0:
+    raise errors.UserError("--focal_length_mm and --sensor_width_mm must be > 0.")
+  if args.blur_scale_px is not None and not args.blur_scale_px >= 0:
+    raise errors.UserError(f"--blur_scale_px must be >= 0; got {args.blur_scale_px}.")
+  if args.focus_m is not None and not args.focus_m > args.focal_length_mm / 1000.0:
+    raise errors.UserError(f"--focus_m must be farther than the focal length; got {args.focus_m}.")
+  if args.num_layers < 3 or args.num_layers % 2 == 0:
+    raise errors.UserError(f"--num_layers must be odd and >= 3; got {args.num_layers}.")
+  image, bits = read_image(args.image)
+  h, w = image.shape[:2]
+
+  if args.depth:
+    depth_m = read_depth_mm(args.depth)
+    if depth_m.shape != (h, w):
+      if not args.resize_depth:
+        raise errors.UserError(
+            f"the depth map is {depth_m.shape[1]}x{depth_m.shape[0]} but the photo is {w}x{h}; "
+            "pass --resize_depth to resample it.")
+      depth_m = resize_depth(depth_m, h, w)
+  else:
+    depth_m = predict_depth(args.workdir, image)
+
+  if args.focus_m is not None:
+    focus_m = args.focus_m
+  else:
+    x, y = (w // 2, h // 2)
+    if args.focus_px:
+      try:
+        x, y = (int(round(float(v))) for v in args.focus_px.split(","))
+      except ValueError:
+        raise errors.UserError(f"--focus_px must be 'x,y' pixels; got {args.focus_px!r}.") from None
+    focus_m = focus_from_pixel(depth_m, x, y)
+
+  if args.depth_vis:
+    write_image(args.depth_vis, depth_visualisation(depth_m) / 255.0)
+  dense = fill_invalid(depth_m)
+  if args.blur_scale_px is not None:
+    k = args.blur_scale_px
+  else:
+    k = float(dof.blur_scale_px(focus_distance_m=focus_m, f_number=args.f_number,
+                                focal_length_mm=args.focal_length_mm,
+                                sensor_width_mm=args.sensor_width_mm, image_width_px=w))
+  disparity = 1.0 / dense
+  largest = k * float(np.abs(disparity - 1.0 / focus_m).max())
+  max_radius = args.max_radius or min(max(largest, 1.0), 32.0 * max(w / 1024.0, 1.0))
+  # Rounded up so that photos of one kind share a compiled renderer.
+  max_radius = float(np.ceil(max_radius))
+  out = dof.render_disparity(image, disparity, focus_disparity=1.0 / focus_m, blur_scale_px=k,
+                             num_layers=args.num_layers, max_radius=max_radius,
+                             method=args.method)
+  write_image(args.output, np.asarray(out), bits)
+  print(f"wrote {args.output}: {w}x{h}, focus {focus_m:.2f} m, blur scale {k:.1f} px*m, "
+        f"max blur radius {max_radius:g} px")
+  return 0
+
+
+if __name__ == "__main__":
+  errors.run_cli(main)
