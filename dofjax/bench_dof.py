@@ -58,7 +58,11 @@ def synthetic_photo(height, width, seed=0):
 
 
 def time_render(height, width, *, num_layers, max_radius, method, repeats):
-  """Returns (compile_s, median_s, min_s) of a jitted `dof.render` on a height x width photo."""
+  """(compile_s, median_s, min_s, cpu_s) of a jitted `dof.render` on a height x width photo.
+
+  cpu_s is the process CPU time per frame (all threads): less sensitive to other jobs' load than
+  wall time; on an otherwise idle machine, wall time is about cpu_s / cores used.
+  """
   import jax
   image, depth = synthetic_photo(height, width)
   fn = jax.jit(lambda img, d: dof.render(
@@ -69,11 +73,13 @@ def time_render(height, width, *, num_layers, max_radius, method, repeats):
   fn(image, depth).block_until_ready()
   compile_s = time.perf_counter() - t0
   times = []
+  cpu0 = time.process_time()
   for _ in range(repeats):
     t0 = time.perf_counter()
     fn(image, depth).block_until_ready()
     times.append(time.perf_counter() - t0)
-  return compile_s, float(np.median(times)), float(np.min(times))
+  cpu_s = (time.process_time() - cpu0) / repeats
+  return compile_s, float(np.median(times)), float(np.min(times)), cpu_s
 
 
 def run_speed(args):
@@ -87,15 +93,16 @@ def run_speed(args):
   result = {"device": jax.devices()[0].platform, "num_layers": args.num_layers,
             "max_radius": args.max_radius, "method": args.method}
   for i, (h, w) in enumerate(sizes):
-    compile_s, med, best = time_render(h, w, num_layers=args.num_layers,
+    compile_s, med, best, cpu_s = time_render(h, w, num_layers=args.num_layers,
                                        max_radius=args.max_radius, method=args.method,
                                        repeats=args.repeats if i == 0 else max(args.repeats // 2, 1))
     mp = h * w / 1e6
     print(f"  {w}x{h} ({mp:.1f} MP): {med:.3f} s/frame median ({best:.3f} min), "
-          f"{mp / med:.2f} MP/s; compile {compile_s:.1f} s")
+          f"{mp / med:.2f} MP/s; {cpu_s:.3f} CPU s/frame; compile {compile_s:.1f} s")
     key = "" if i == 0 else "_large"
     result.update({f"width{key}": w, f"height{key}": h, f"seconds_per_frame{key}": round(med, 4),
-                   f"megapixels_per_second{key}": round(mp / med, 3)})
+                   f"megapixels_per_second{key}": round(mp / med, 3),
+                   f"cpu_seconds_per_frame{key}": round(cpu_s, 4)})
   return result
 
 

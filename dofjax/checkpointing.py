@@ -85,11 +85,11 @@ def make_manager(workdir, keep: int, read_only: bool = False) -> ocp.CheckpointM
   """An async CheckpointManager over W/checkpoints keeping the newest `keep` checkpoints.
 
   A training manager removes the temporary folders of interrupted saves (report them first with
-  `incomplete_checkpoints`); a read-only one (evaluation, perhaps beside a running training job)
-  changes nothing on disk.
+  `incomplete_checkpoints`). With read_only (evaluation, perhaps beside a running training job)
+  it creates and removes nothing; never call save on it. (Orbax's own read_only option is not
+  used: it logs warnings on every start.)
   """
   options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=not read_only,
-                                         read_only=read_only,
                                          cleanup_tmp_directories=not read_only,
                                          enable_async_checkpointing=True)
   return ocp.CheckpointManager(epath.Path(workdir) / "checkpoints", options=options,

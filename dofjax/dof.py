@@ -45,7 +45,7 @@ _MIN_LOWRES_RADIUS = 4.0    # 'pyramid': a downsampled layer's disc keeps at lea
 _MAX_FACTOR = 8             # Coarsest resolution used: 1/8.
 _FILL_RADIUS_SCALE = 2.0    # Fill reaches this many times the largest blur radius.
 _FILL_GAIN = 4.0            # Fill is full where >= 1/_FILL_GAIN of its disc is this layer.
-_EDGE_STEPS = 1.0         # Fill only behind depth jumps of > 1 layer step (fully at >= 2).
+_EDGE_STEPS = 1.0           # Fill only behind depth jumps of > 1 layer step (fully at >= 2).
 
 
 # ----------------------------------------------------------------------------- circle of confusion

@@ -453,7 +453,12 @@ class TrainingDiverged(errors.UserError):
 
 
 class _StopRequest:
-  """Turns SIGTERM / SIGINT into a flag the loop checks between steps (main thread only)."""
+  """Turns SIGTERM / SIGINT into a flag the loop checks between steps (main thread only).
+
+  Single process only: with several processes a flag set on one of them would make them part
+  ways (one saves and leaves, the others wait for it forever), so there SIGTERM is left to jax's
+  preemption service, which agrees on a step for all (`manager.reached_preemption`).
+  """
 
   def __init__(self):
     self.signal_name = None
@@ -461,7 +466,8 @@ class _StopRequest:
 
   def __enter__(self):
     import threading
-    if threading.current_thread() is threading.main_thread():
+    if (threading.current_thread() is threading.main_thread()
+        and jax.process_count() == 1):
       for sig in (signal.SIGTERM, signal.SIGINT):
         self._previous[sig] = signal.signal(sig, self._handle)
     return self

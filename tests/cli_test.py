@@ -10,10 +10,12 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def run_main(*args, timeout=600):
+def run_main(*args, timeout=600, num_devices=None):
   """Runs `python -m dofjax.main ARGS` from the repo root; returns the CompletedProcess."""
   env = dict(os.environ)
   env.pop("JAX_NUM_CPU_DEVICES", None)
+  if num_devices:
+    env["JAX_NUM_CPU_DEVICES"] = str(num_devices)
   return subprocess.run([sys.executable, "-m", "dofjax.main", *args], cwd=ROOT, env=env,
                         capture_output=True, text=True, timeout=timeout)
 
@@ -89,3 +91,11 @@ def test_eval_without_checkpoint_is_a_clear_error(tmp_path):
   result = run_main(*tiny_args(tmp_path / "empty", tmp_path / "data", "--mode=eval"))
   assert result.returncode == 2
   assert "No checkpoint in" in result.stderr
+
+
+def test_batch_size_not_divisible_by_device_count_is_refused(tmp_path):
+  result = run_main(*tiny_args(tmp_path / "w", tmp_path / "data", "--config.batch_size=3"),
+                    num_devices=8)
+  assert result.returncode == 2
+  assert "batch_size=3 is not divisible by the 8 devices" in result.stderr
+  assert "Traceback" not in result.stderr
