@@ -16,6 +16,7 @@ are moved to W/unusable_checkpoints (so that the run can save those steps again)
 
 import datetime
 import json
+import sys
 
 import jax
 import orbax.checkpoint as ocp
@@ -168,6 +169,28 @@ def _move_aside(manager, steps, log) -> None:
   manager.reload()
 
 
+def _silence_stray_reads() -> None:
+  """Drops the noise that follows a failed orbax restore.
+
+  Orbax runs each restore on a fresh event loop and closes it when a read fails, while reads of
+  other arrays are still in flight; as they finish, Python reports each as an unraisable
+  "RuntimeError: Event loop is closed" with a traceback, which is only noise. This hook drops
+  exactly those and passes everything else to the previous hook.
+  """
+  previous = sys.unraisablehook
+  if getattr(previous, "dofjax_silences_stray_reads", False):
+    return
+
+  def hook(unraisable):
+    e = unraisable.exc_value
+    if isinstance(e, RuntimeError) and str(e) == "Event loop is closed":
+      return
+    previous(unraisable)
+
+  hook.dofjax_silences_stray_reads = True
+  sys.unraisablehook = hook
+
+
 def restore_latest(manager, abstract_state, log=print, move_unusable: bool = False):
   """Restores the newest checkpoint that restores cleanly.
 
@@ -185,21 +208,22 @@ def restore_latest(manager, abstract_state, log=print, move_unusable: bool = Fal
   Raises:
     UserError: a checkpoint holds a state of other shapes (another config made it).
   """
+  _silence_stray_reads()  # Now: the noise can come before a failed restore returns.
   failed = []
   result = (None, None, None)
   for step in sorted(manager.all_steps(), reverse=True):
+    mismatch = _shape_mismatch(manager, step, abstract_state)  # Before restore: no noisy failure.
+    if mismatch:
+      raise errors.UserError(
+          f"The checkpoint at step {step} in {manager.directory} holds a model of other "
+          f"shapes than this config ({mismatch}). Resume with the config that made it (each "
+          "run's config is in W/runs/), or use a new --workdir.")
     try:
       restored = manager.restore(step, args=ocp.args.Composite(
           state=ocp.args.StandardRestore(abstract_state), data=ocp.args.JsonRestore()))
       result = (step, restored["state"], restored["data"])
       break
     except Exception as e:  # noqa: BLE001 -- any failure means this checkpoint is unusable.
-      mismatch = _shape_mismatch(manager, step, abstract_state)
-      if mismatch:
-        raise errors.UserError(
-            f"The checkpoint at step {step} in {manager.directory} holds a model of other "
-            f"shapes than this config ({mismatch}). Resume with the config that made it (each "
-            "run's config is in W/runs/), or use a new --workdir.") from None
       first_line = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
       log(f"warning: the checkpoint at step {step} in {manager.directory} could not be restored "
           f"({type(e).__name__}: {first_line}); trying an older one.")

@@ -30,7 +30,7 @@ def load_generator(workdir):
     raise errors.UserError(f"No checkpoint in {workdir}/checkpoints; train first, e.g. "
                            f"python -m dofjax.main --config=configs/quickstart.py --workdir={workdir}")
   mesh = train.make_mesh()
-  manager = checkpointing.make_manager(workdir, keep=config.keep_checkpoints)
+  manager = checkpointing.make_manager(workdir, keep=config.keep_checkpoints, read_only=True)
   try:
     step, state, _ = checkpointing.restore_latest(manager, train.abstract_state(config, mesh))
   finally:

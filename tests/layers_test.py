@@ -162,8 +162,8 @@ def _model_outputs(module_cls, x, impl, dtype=jnp.float32, **kwargs):
                           mutable=["batch_stats"])
     return jnp.mean(out * jnp.linspace(-1, 1, out.size).reshape(out.shape)), out
 
-  (_, train_out), grads = jax.value_and_grad(loss, has_aux=True)(init["params"])
-  eval_out = module.apply(init, x, train=False)
+  (_, train_out), grads = jax.jit(jax.value_and_grad(loss, has_aux=True))(init["params"])
+  eval_out = jax.jit(lambda v: module.apply(v, x, train=False))(init)
   return init, train_out, eval_out, grads
 
 
@@ -182,15 +182,26 @@ def test_models_same_outputs_for_both_impls(module_cls, shape, kwargs):
   _, train_mm, eval_mm, grads_mm = _model_outputs(module_cls, x, "matmul", **kwargs)
   _assert_close(train_mm, train_xla, 1e-4)
   _assert_close(eval_mm, eval_xla, 1e-4)
-  for g_mm, g_xla in zip(jax.tree_util.tree_leaves(grads_mm), jax.tree_util.tree_leaves(grads_xla)):
-    _assert_close(g_mm, g_xla, 1e-3)
+  # One scale for all gradients: a bias before an instance norm has a zero gradient, which both
+  # impls compute as rounding noise.
+  flat_mm, flat_xla = (jnp.concatenate([g.ravel() for g in jax.tree_util.tree_leaves(grads)])
+                       for grads in (grads_mm, grads_xla))
+  _assert_close(flat_mm, flat_xla, 1e-4)
 
 
 # ----------------------------------------------------------------------------- bfloat16
 
 
+# 64 px: at 32 px the generator normalises 2x2 maps, where bfloat16 rounding of the conv
+# outputs is amplified by 1/std and the gradients of a few small leaves are mostly noise.
+BF16_MODELS = [
+    (models.UNetGenerator, (2, 64, 64, 3), dict(ngf=4, num_downs=5)),
+    (models.PatchDiscriminator, (2, 32, 32, 4), dict(ndf=4, n_layers=3)),
+]
+
+
 @pytest.mark.parametrize("impl", ["xla", "matmul"])
-@pytest.mark.parametrize("module_cls,shape,kwargs", MODELS[:1] + MODELS[2:3])
+@pytest.mark.parametrize("module_cls,shape,kwargs", BF16_MODELS)
 def test_bfloat16_compute_is_close_to_float32(module_cls, shape, kwargs, impl):
   x = jnp.tanh(_random(shape, 9))
   init, train32, _, grads32 = _model_outputs(module_cls, x, impl, **kwargs)
@@ -205,4 +216,4 @@ def test_bfloat16_compute_is_close_to_float32(module_cls, shape, kwargs, impl):
   flat16 = jnp.concatenate([g.ravel() for g in jax.tree_util.tree_leaves(grads16)])
   flat32 = jnp.concatenate([g.ravel() for g in jax.tree_util.tree_leaves(grads32)])
   cosine = jnp.vdot(flat16, flat32) / (jnp.linalg.norm(flat16) * jnp.linalg.norm(flat32))
-  assert float(cosine) > 0.98
+  assert float(cosine) > 0.99

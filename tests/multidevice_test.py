@@ -164,6 +164,7 @@ def test_pmap_per_replica_batch_norm_uses_each_replicas_own_statistics(reference
   assert _max_diff(state.gen.params, ref_state1.gen.params) > 1e-5
 
 
+@pytest.mark.slow
 def test_train_and_evaluate_with_pmap(synthetic_data_dir, tmp_path):
   """The real loop's pmap branch on 8 devices: replicate, unreplicate, checkpoint, evaluate."""
   config = _config(parallelism="pmap")

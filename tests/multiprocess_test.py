@@ -128,7 +128,7 @@ def test_two_processes_train_like_one(synthetic_data_dir, tmp_path):
   reference = _flat(_reference_state(config))
   assert reference.keys() == held[0].keys()
   for name, value in reference.items():
-    np.testing.assert_allclose(held[0][name], value, atol=2e-5, rtol=0, err_msg=name)
+    np.testing.assert_allclose(held[0][name], value, atol=2e-5, rtol=1e-5, err_msg=name)
 
   # One checkpoint, written collectively, that a single process restores.
   assert sorted(p.name for p in (workdir / "checkpoints").iterdir()) == [str(STEPS)]

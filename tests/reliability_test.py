@@ -14,7 +14,6 @@ All runs share one persistent XLA compilation cache, so only the first run of ea
 function pays for compilation.
 """
 
-import json
 import os
 import pathlib
 import shutil
@@ -22,6 +21,7 @@ import signal
 import subprocess
 import sys
 import time
+import types
 
 import numpy as np
 import pytest
@@ -150,7 +150,7 @@ def _final_checkpoint(workdir):
 def _assert_identical(got, want):
   (step, leaves, data), (ref_step, ref_leaves, ref_data) = got, want
   assert step == ref_step == STEPS
-  assert leaves.keys() == ref_leaves.keys()
+  assert ref_leaves and leaves.keys() == ref_leaves.keys()
   differ = [k for k in ref_leaves
             if leaves[k].dtype != ref_leaves[k].dtype or leaves[k].shape != ref_leaves[k].shape
             or leaves[k].tobytes() != ref_leaves[k].tobytes()]
@@ -261,15 +261,20 @@ def test_damaged_checkpoints_are_reported_moved_aside_and_skipped(reference, syn
   workdir = tmp_path / "w"
   shutil.copytree(reference[0], workdir)
   assert _complete_steps(workdir)[-2:] == [STEPS - 1, STEPS]
-  # The newest: every file of its state truncated to half. The one before: its data state gone.
+  # The newest: its array data files truncated to half (metadata intact). The one before: its
+  # data iterator state gone.
+  truncated = 0
   for f in (workdir / "checkpoints" / str(STEPS) / "state").rglob("*"):
-    if f.is_file() and f.stat().st_size > 1:
+    if f.is_file() and f.parent.name == "d" and f.stat().st_size > 1:
       with open(f, "r+b") as fh:
         fh.truncate(f.stat().st_size // 2)
+      truncated += 1
+  assert truncated
   shutil.rmtree(workdir / "checkpoints" / str(STEPS - 1) / "data")
 
   rc, out, err = _run(_command(workdir, synthetic_data_dir), env)
   assert rc == 0, f"stdout:\n{out}\nstderr:\n{err}"
+  assert "Traceback" not in err, err
   for step in (STEPS, STEPS - 1):
     assert f"the checkpoint at step {step} in" in out and "could not be restored" in out, out
   assert f"Resuming from the checkpoint at step {STEPS - 2}" in out, out
@@ -346,7 +351,7 @@ def test_bad_workdir_fails_before_training(kind, synthetic_data_dir, env, tmp_pa
 def test_full_disk_fails_before_training(monkeypatch, tmp_path):
   from configs import tiny  # pylint: disable=g-import-not-at-top
   from dofjax import errors, train  # pylint: disable=g-import-not-at-top
-  monkeypatch.setattr(train.shutil, "disk_usage",
-                      lambda path: shutil._ntuple_diskusage(1 << 30, 1 << 30, 1 << 20))  # pylint: disable=protected-access
+  usage = types.SimpleNamespace(total=1 << 30, used=(1 << 30) - (1 << 20), free=1 << 20)
+  monkeypatch.setattr(train.shutil, "disk_usage", lambda path: usage)
   with pytest.raises(errors.UserError, match=r"Only 1 MiB free .* Free some space"):
     train.prepare_workdir(tmp_path / "w", tiny.get_config())
