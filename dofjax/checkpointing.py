@@ -105,8 +105,42 @@ def incomplete_checkpoints(workdir) -> list:
   return sorted(p.name for p in directory.iterdir() if TMP_MARK in p.name)
 
 
+def gather_process_states(local_state) -> dict:
+  """Every process's JSON-able iterator state, for process 0 to write (call on all processes).
+
+  Returns {"process_count": n, "states": [state of process 0, ..., state of process n-1]}.
+  Orbax's JSON item is written by process 0 only, so each process's own position must be
+  gathered first, or a resumed multi-host run would hand process 0's position to everyone.
+  """
+  import jax
+  import numpy as np
+  n = jax.process_count()
+  if n == 1:
+    return {"process_count": 1, "states": [local_state]}
+  from jax.experimental import multihost_utils
+  encoded = np.frombuffer(json.dumps(local_state).encode(), np.uint8)
+  lengths = np.asarray(multihost_utils.process_allgather(np.int32(encoded.size)))
+  padded = np.zeros(int(lengths.max()), np.uint8)
+  padded[:encoded.size] = encoded
+  everyone = np.asarray(multihost_utils.process_allgather(padded))
+  return {"process_count": n,
+          "states": [json.loads(everyone[i, :lengths[i]].tobytes()) for i in range(n)]}
+
+
+def local_process_state(data_state):
+  """This process's iterator state from a gather_process_states() dict, or None if the
+  checkpoint was written by a different number of processes (the data order then restarts)."""
+  import jax
+  if not data_state or "states" not in data_state:
+    return None
+  if data_state.get("process_count") != jax.process_count():
+    return None
+  return data_state["states"][jax.process_index()]
+
+
 def save(manager, step: int, state, data_state, force: bool = False) -> None:
-  """Starts an async save of (state, data iterator state) at `step`."""
+  """Starts an async save of (state, data iterator state) at `step`; data_state as returned by
+  gather_process_states."""
   manager.save(step, args=ocp.args.Composite(
       state=ocp.args.StandardSave(state),
       data=ocp.args.JsonSave(data_state if data_state is not None else {})), force=force)

@@ -389,17 +389,27 @@ def render_disparity(image, disparity, *, focus_disparity, blur_scale_px,
     raise ValueError(f"image must be (H, W, 3) or (N, H, W, 3) and disparity (H, W) or "
                      f"(N, H, W) of the same size; got {image.shape} and {disparity.shape}.")
   radii = tuple(float(r) for r in layer_radii(num_layers, max_radius))
-  one = functools.partial(_render_one, radii=radii, method=method)
+  if image.ndim == 3:
+    d_f = jnp.asarray(focus_disparity, jnp.float32)
+    k = jnp.asarray(blur_scale_px, jnp.float32)
+  else:
+    n = image.shape[0]
+    d_f = jnp.broadcast_to(jnp.asarray(focus_disparity, jnp.float32), (n,))
+    k = jnp.broadcast_to(jnp.asarray(blur_scale_px, jnp.float32), (n,))
+  return _render_jit(image, disparity, d_f, k, radii=radii, method=method)
 
+
+@functools.partial(jax.jit, static_argnames=("radii", "method"))
+def _render_jit(image, disparity, focus_disparity, blur_scale_px, *, radii, method):
+  """Compiled once per (shapes, radii, method) and shared by every caller: eager callers (the
+  CLI, tests) get one XLA compilation instead of hundreds of op-by-op ones; under an outer
+  jit/grad/vmap it is simply inlined."""
   def render_single(img, disp, d_f, k):
-    return one(img, signed_coc_radius(disp, d_f, k))
+    return _render_one(img, signed_coc_radius(disp, d_f, k), radii=radii, method=method)
 
   if image.ndim == 3:
     return render_single(image, disparity, focus_disparity, blur_scale_px)
-  n = image.shape[0]
-  d_f = jnp.broadcast_to(jnp.asarray(focus_disparity, jnp.float32), (n,))
-  k = jnp.broadcast_to(jnp.asarray(blur_scale_px, jnp.float32), (n,))
-  return jax.vmap(render_single)(image, disparity, d_f, k)
+  return jax.vmap(render_single)(image, disparity, focus_disparity, blur_scale_px)
 
 
 def render(image, depth, *, focus_distance, f_number, focal_length_mm=50.0,

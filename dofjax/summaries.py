@@ -20,6 +20,36 @@ def format_duration(seconds: float) -> str:
   return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
+class _JsonLines:
+  """Appends lines to a local file; on object stores (gs://), which cannot append, keeps the
+  file's lines and rewrites it whole on each flush."""
+
+  def __init__(self, path):
+    self._path = epath.Path(path)
+    self._remote = "://" in str(path)
+    if self._remote:
+      self._lines = self._path.read_text().splitlines(True) if self._path.exists() else []
+    else:
+      self._file = self._path.open("a")
+
+  def write(self, line: str) -> None:
+    if self._remote:
+      self._lines.append(line)
+    else:
+      self._file.write(line)
+
+  def flush(self) -> None:
+    if self._remote:
+      self._path.write_text("".join(self._lines))
+    else:
+      self._file.flush()
+
+  def close(self) -> None:
+    self.flush()
+    if not self._remote:
+      self._file.close()
+
+
 class SummaryWriter:
   """Writes scalars and images to TensorBoard and metrics.jsonl in `workdir`, and progress lines."""
 
@@ -31,7 +61,7 @@ class SummaryWriter:
       from tensorboardX import SummaryWriter as TBWriter
       workdir = epath.Path(workdir)
       self._tb = TBWriter(logdir=str(workdir), flush_secs=30)
-      self._jsonl = (workdir / "metrics.jsonl").open("a")
+      self._jsonl = _JsonLines(workdir / "metrics.jsonl")
 
   def scalars(self, step: int, split: str, values: dict) -> None:
     """Writes each scalar as `<split>/<name>` to TensorBoard and one line to metrics.jsonl."""

@@ -590,10 +590,10 @@ def write_samples(state, config, workdir, mesh, rng) -> list:
   out_dir = epath.Path(workdir) / "samples"
   out_dir.mkdir(parents=True, exist_ok=True)
   predict = jax.jit(functools.partial(predict_code, config=config))
+  gen_state = jax.device_get(state.gen)  # A host copy: process 0 runs this alone.
   written = []
   for local in input_pipeline.create_eval_iterator(config, config.eval_split):
-    code = _gather_rows(predict(state.gen, jnp.asarray(local["image"]), rng),
-                        local["image"].shape[0])
+    code = np.asarray(predict(gen_state, jnp.asarray(local["image"]), rng))
     for j in range(code.shape[0]):
       if len(written) >= config.num_samples:
         return written
@@ -664,8 +664,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
   else:
     progress.message(f"Resuming from the checkpoint at step {start} in {workdir}/checkpoints.")
   train_iter = input_pipeline.create_train_iterator(config)
-  if data_state:
-    train_iter.set_state(data_state)
+  local_data_state = checkpointing.local_process_state(data_state)
+  if local_data_state is not None:
+    train_iter.set_state(local_data_state)
+  elif data_state:
+    progress.message(f"warning: the checkpoint's data position was saved by "
+                     f"{data_state.get('process_count')} processes, now there are "
+                     f"{jax.process_count()}; the data order restarts from the beginning.")
   eval_fn = compile_eval_step(config, mesh)
   if config.parallelism == "pmap":
     if config.batch_size % jax.local_device_count():
@@ -684,7 +689,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
   total = config.num_train_steps
 
   def save(step, force=False):
-    checkpointing.save(manager, step, plain_state(state), train_iter.get_state(), force=force)
+    checkpointing.save(manager, step, plain_state(state),
+                       checkpointing.gather_process_states(train_iter.get_state()), force=force)
 
   def run_eval(step):
     metrics, rows = evaluate(plain_state(state), config, config.eval_split, eval_fn, mesh,

@@ -1,4 +1,10 @@
-"""Physics and differentiability tests of the depth-layered DoF renderer (tiny images)."""
+"""Physics and differentiability tests of the depth-layered DoF renderer (tiny images).
+
+Compilation dominates the cost of these tests, so every render uses one image size (H x W, or a
+batch of 2) and one layer plan (LAYERS layers up to MAX_RADIUS px; the 'pyramid' method blurs its
+outer layers at 1/2 and 1/4 resolution): `dof.render_disparity` compiles once per (shapes, layer
+plan, method) and every test below shares those compilations (render_test.py uses them too).
+"""
 
 import jax
 import jax.numpy as jnp
@@ -8,12 +14,14 @@ import pytest
 from dofjax import dof
 
 H, W = 48, 64
+LAYERS, MAX_RADIUS = 5, 16.0      # Layer radii -16, -8, 0, 8, 16 px.
+STEP = MAX_RADIUS / (LAYERS // 2)
 
 
-def _render(image, s, *, max_radius=6.0, num_layers=7, method="fft"):
+def _render(image, s, *, method="fft"):
   """Renders with signed blur radius s (px) given directly: disparity = s, focus 0, K = 1."""
   return np.asarray(dof.render_disparity(image, s, focus_disparity=0.0, blur_scale_px=1.0,
-                                         max_radius=max_radius, num_layers=num_layers,
+                                         max_radius=MAX_RADIUS, num_layers=LAYERS,
                                          method=method))
 
 
@@ -32,6 +40,15 @@ def test_blur_scale_matches_thin_lens_example():
   assert r == pytest.approx(diameter_px / 2, rel=1e-6)
 
 
+def test_layer_plan():
+  np.testing.assert_allclose(dof.layer_radii(LAYERS, MAX_RADIUS), [-16, -8, 0, 8, 16])
+  assert [dof._layer_factor(r, "pyramid") for r in (0, 8, 16)] == [1, 2, 4]
+  assert [dof._layer_factor(r, m) for r in (8, 16) for m in ("fft", "direct")] == [1] * 4
+  assert dof.preview_settings(64) == (8.0, 4)
+  with pytest.raises(ValueError, match="odd integer"):
+    dof.layer_radii(4, 8.0)
+
+
 @pytest.mark.parametrize("method", dof.METHODS)
 def test_focal_plane_returns_input(method):
   image = np.random.default_rng(0).random((H, W, 3), np.float32)
@@ -39,28 +56,27 @@ def test_focal_plane_returns_input(method):
   np.testing.assert_allclose(out, image, atol=1e-5)
 
 
-@pytest.mark.parametrize("method", ["pyramid", "direct"])
+@pytest.mark.parametrize("method", dof.METHODS)
 def test_constant_image_stays_constant(method):
   rng = np.random.default_rng(1)
   image = np.full((H, W, 3), [0.2, 0.5, 0.9], np.float32)
-  s = rng.uniform(-20, 20, (H, W)).astype(np.float32)
-  out = _render(image, s, max_radius=16.0, num_layers=9,
-                method=method if method == "pyramid" else "fft")
+  s = rng.uniform(-20, 20, (H, W)).astype(np.float32)  # Beyond MAX_RADIUS too (clipped).
+  out = _render(image, s, method=method)
   np.testing.assert_allclose(out, image, atol=2e-4)
 
 
-@pytest.mark.parametrize("radius,method,factor", [(5.0, "fft", 1), (16.0, "pyramid", 4)])
+@pytest.mark.parametrize("radius,method,factor", [(8.0, "fft", 1), (16.0, "pyramid", 4)])
 def test_point_light_becomes_flat_disc_with_energy_kept(radius, method, factor):
-  size = 64
-  lin = np.zeros((size, size, 3), np.float32)
-  lin[32, 32] = 1.0
+  cy, cx = H // 2, W // 2
+  lin = np.zeros((H, W, 3), np.float32)
+  lin[cy, cx] = 1.0
   image = np.asarray(dof.linear_to_srgb(jnp.asarray(lin)))
-  s = np.full((size, size), -radius, np.float32)  # Behind the focal plane, exactly on a layer.
+  s = np.full((H, W), -radius, np.float32)  # Behind the focal plane, exactly on a layer.
   assert dof._layer_factor(radius, method) == factor
-  out = _to_linear(_render(image, s, max_radius=radius, num_layers=5, method=method))[..., 1]
+  out = _to_linear(_render(image, s, method=method))[..., 1]
   assert out.sum() == pytest.approx(1.0, rel=0.02)
-  yy, xx = np.mgrid[:size, :size]
-  dist = np.hypot(yy - 32, xx - 32)
+  yy, xx = np.mgrid[:H, :W]
+  dist = np.hypot(yy - cy, xx - cx)
   inner = out[dist <= radius - 1.5 * factor]
   expected = 1.0 / (np.pi * radius ** 2)
   np.testing.assert_allclose(inner, expected, rtol=0.08)  # Flat top at the disc's height.
@@ -77,14 +93,12 @@ def test_blur_grows_monotonically_with_defocus_and_small_defocus_stays_small():
   image = np.zeros((H, W, 3), np.float32)
   image[:, W // 2:] = 1.0
   image[H // 2:, :, 1] = 0.5
-  step = 6.0 / 3  # max_radius / M for 7 layers.
-  spreads = []
-  for s_value in [0.0, 0.2, 0.5, 1.0, 1.5, 2.0, 3.0, 4.5, 6.0]:
-    out = _render(image, np.full((H, W), -s_value, np.float32))
-    spreads.append(_edge_spread(out, image))
+  defocus = [0.0, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0]  # In layer steps.
+  spreads = [_edge_spread(_render(image, np.full((H, W), -t * STEP, np.float32)), image)
+             for t in defocus]
   assert all(b > a for a, b in zip(spreads, spreads[1:])), spreads
-  one_step = spreads[[0.0, 0.2, 0.5, 1.0, 1.5, 2.0].index(step)]
-  assert spreads[1] <= 0.15 * one_step  # 0.1 of a step takes ~0.1 of the next layer's blur.
+  one_step = spreads[defocus.index(1.0)]
+  assert spreads[1] <= 0.15 * one_step  # 0.1 of a step takes at most ~0.1 of the next layer.
 
 
 def test_sharp_foreground_over_blurred_background_keeps_edge_and_leaks_no_colour():
@@ -92,7 +106,7 @@ def test_sharp_foreground_over_blurred_background_keeps_edge_and_leaks_no_colour
   image[:, : W // 2, 0] = 1.0                        # Red subject on the left ...
   image[:, W // 2:, 2] = 0.8                         # ... in front of a blue wall.
   image[::6, W // 2:, 1] = 1.0                       # Texture on the wall so its blur shows.
-  s = np.where(np.arange(W) < W // 2, 0.0, -6.0).astype(np.float32)
+  s = np.where(np.arange(W) < W // 2, 0.0, -STEP).astype(np.float32)
   out = _render(image, np.broadcast_to(s, (H, W)).copy())
   np.testing.assert_allclose(out[:, : W // 2], image[:, : W // 2], atol=1e-4)  # Edge kept.
   assert out[:, W // 2:, 0].max() < 1e-3            # No red on the wall.
@@ -103,9 +117,9 @@ def test_blurred_foreground_over_sharp_background_fades_without_fringe():
   image = np.zeros((H, W, 3), np.float32)
   image[:, : W // 2] = 0.9                           # Bright near subject on the left,
   image[:, W // 2:] = 0.3                            # in front of an in-focus grey wall.
-  radius = 8.0
+  radius = STEP
   s = np.where(np.arange(W) < W // 2, radius, 0.0).astype(np.float32)
-  out = _render(image, np.broadcast_to(s, (H, W)).copy(), max_radius=radius, num_layers=5)
+  out = _render(image, np.broadcast_to(s, (H, W)).copy())
   row = _to_linear(out[H // 2, :, 1])
   lo, hi = float(_to_linear(0.3)), float(_to_linear(0.9))
   assert row.min() >= lo - 1e-3 and row.max() <= hi + 1e-3      # No dark (or bright) fringe.
@@ -121,63 +135,73 @@ def test_blurred_foreground_over_sharp_background_fades_without_fringe():
 
 def test_jit_and_vmap_match_single_renders():
   rng = np.random.default_rng(2)
-  images = rng.random((2, 32, 40, 3), np.float32)
-  disparity = rng.uniform(0.2, 1.0, (2, 32, 40)).astype(np.float32)
-  fn = jax.jit(lambda i, d, f, k: dof.render_disparity(
-      i, d, focus_disparity=f, blur_scale_px=k, max_radius=4.0, num_layers=5))
-  batched = np.asarray(fn(images, disparity, jnp.array([0.5, 0.7]), jnp.array([6.0, 3.0])))
-  for n, (f, k) in enumerate([(0.5, 6.0), (0.7, 3.0)]):
+  images = rng.random((2, H, W, 3), np.float32)
+  disparity = rng.uniform(0.2, 1.0, (2, H, W)).astype(np.float32)
+  kw = dict(max_radius=MAX_RADIUS, num_layers=LAYERS)
+  fn = jax.jit(lambda i, d, f, k: dof.render_disparity(i, d, focus_disparity=f,
+                                                       blur_scale_px=k, **kw))
+  settings = [(0.5, 30.0), (0.7, 12.0)]
+  batched = np.asarray(fn(images, disparity, *map(jnp.array, zip(*settings))))
+  for n, (f, k) in enumerate(settings):
     single = dof.render_disparity(images[n], disparity[n], focus_disparity=f, blur_scale_px=k,
-                                  max_radius=4.0, num_layers=5)
+                                  **kw)
     np.testing.assert_allclose(batched[n], np.asarray(single), atol=1e-5)
 
 
 def test_render_with_lens_settings_matches_disparity_form():
   rng = np.random.default_rng(3)
-  image = rng.random((32, 40, 3), np.float32)
-  depth = rng.uniform(1.0, 5.0, (32, 40)).astype(np.float32)
-  out = dof.render(image, depth, focus_distance=2.0, f_number=1.8, focal_length_mm=50.0,
-                   max_radius=4.0, num_layers=5)
-  k = dof.blur_scale_px(focus_distance_m=2.0, f_number=1.8, focal_length_mm=50.0,
-                        image_width_px=40)
-  ref = dof.render_disparity(image, 1.0 / depth, focus_disparity=0.5, blur_scale_px=k,
-                             max_radius=4.0, num_layers=5)
+  image = rng.random((H, W, 3), np.float32)
+  depth = rng.uniform(1.0, 5.0, (H, W)).astype(np.float32)
+  kw = dict(max_radius=MAX_RADIUS, num_layers=LAYERS)
+  out = dof.render(image, depth, focus_distance=2.0, f_number=0.1, focal_length_mm=50.0, **kw)
+  k = dof.blur_scale_px(focus_distance_m=2.0, f_number=0.1, focal_length_mm=50.0,
+                        image_width_px=W)
+  ref = dof.render_disparity(image, 1.0 / depth, focus_disparity=0.5, blur_scale_px=k, **kw)
   np.testing.assert_allclose(np.asarray(out), np.asarray(ref), atol=1e-5)
+  assert np.abs(np.asarray(out) - image).max() > 0.1  # K ~ 30 px*m: visibly blurred.
 
 
 def test_gradients_are_finite_and_match_finite_differences():
   rng = np.random.default_rng(4)
-  image = jnp.asarray(rng.random((24, 32, 3), np.float32))
-  disparity = jnp.asarray(rng.uniform(0.2, 1.0, (24, 32)).astype(np.float32))
-  weights = jnp.asarray(rng.standard_normal((24, 32, 3)).astype(np.float32))
+  image = jnp.asarray(rng.random((H, W, 3), np.float32))
+  disparity = jnp.asarray(rng.uniform(0.2, 1.0, (H, W)).astype(np.float32))
+  weights = jnp.asarray(rng.standard_normal((H, W, 3)).astype(np.float32))
+
+  def render(disp, k):
+    return dof.render_disparity(image, disp, focus_disparity=0.6, blur_scale_px=k,
+                                max_radius=MAX_RADIUS, num_layers=LAYERS)
 
   def loss(disp, k):
-    out = dof.render_disparity(image, disp, focus_disparity=0.6, blur_scale_px=k,
-                               max_radius=4.0, num_layers=5)
-    return jnp.sum(out * weights)
+    return jnp.sum(render(disp, k) * weights)
 
-  k0 = 5.0
+  k0 = 30.0  # Signed radii in [-12, 12] px: every layer, at every resolution, takes part.
   g_disp, g_k = jax.jit(jax.grad(loss, argnums=(0, 1)))(disparity, k0)
   assert np.all(np.isfinite(g_disp)) and np.isfinite(g_k)
   assert np.abs(g_disp).max() > 0 and abs(float(g_k)) > 0
-  f = jax.jit(loss)
+  # Finite differences reuse the forward render's compilation (shared with the other tests).
+  f = lambda disp, k: float(jnp.sum(render(disp, k) * weights))
   eps = 1e-2
   fd_k = (f(disparity, k0 + eps) - f(disparity, k0 - eps)) / (2 * eps)
-  assert float(g_k) == pytest.approx(float(fd_k), rel=0.05, abs=1e-2)
-  direction = jnp.asarray(rng.standard_normal((24, 32)).astype(np.float32))
+  assert float(g_k) == pytest.approx(fd_k, rel=0.05, abs=1e-2)
+  direction = jnp.asarray(rng.standard_normal((H, W)).astype(np.float32))
   eps = 1e-3
   fd_d = (f(disparity + eps * direction, k0) - f(disparity - eps * direction, k0)) / (2 * eps)
-  assert float(jnp.sum(g_disp * direction)) == pytest.approx(float(fd_d), rel=0.05, abs=1e-2)
+  assert float(jnp.sum(g_disp * direction)) == pytest.approx(fd_d, rel=0.05, abs=1e-2)
 
 
 def test_bokeh_loss_and_preview():
   rng = np.random.default_rng(5)
-  image = jnp.asarray(rng.random((2, 32, 32, 3), np.float32))
-  true = jnp.asarray(rng.uniform(1.0, 6.0, (2, 32, 32)).astype(np.float32))
+  image = jnp.asarray(rng.random((2, H, W, 3), np.float32))
+  true = jnp.asarray(rng.uniform(1.0, 6.0, (2, H, W)).astype(np.float32))
   true = true.at[0, :4].set(0.0)  # Invalid pixels.
-  pred = true.at[:, :, :16].set(3.0).at[0, :4].set(1.0)
-  assert float(dof.bokeh_loss(image, jnp.where(true > 0, true, 2.0), true)) < 1e-6
-  value, grad = jax.value_and_grad(lambda p: dof.bokeh_loss(image, p, true))(pred)
+  pred = true.at[:, :, : W // 2].set(3.0).at[0, :4].set(1.0)
+  kw = dict(max_radius=MAX_RADIUS, num_layers=LAYERS)
+  value_and_grad = jax.jit(jax.value_and_grad(lambda p: dof.bokeh_loss(image, p, true, **kw)))
+  assert float(value_and_grad(jnp.where(true > 0, true, 2.0))[0]) < 1e-6
+  value, grad = value_and_grad(pred)
   assert float(value) > 1e-3 and np.all(np.isfinite(grad)) and np.abs(grad).max() > 0
-  out = dof.render_for_preview(image[0], true[0])
-  assert out.shape == (32, 32, 3) and np.all(np.isfinite(out))
+  out = dof.render_for_preview(image[0], true[0], **kw)
+  assert out.shape == (H, W, 3) and np.all(np.isfinite(out))
+  # Invalid pixels (depth 0) are rendered at the focal plane: sharp where nothing is near.
+  far = np.asarray(dof.render_for_preview(image[0], jnp.zeros((H, W)), **kw))
+  np.testing.assert_allclose(far, np.asarray(image[0]), atol=1e-5)

@@ -74,7 +74,8 @@ def test_conv_matches_lax_conv(n, h, w, cin, cout, k, stride, padding):
 def test_conv_xla_matches_flax_conv():
   x, kernel = _random((1, 7, 6, 3), 0), _random((4, 4, 3, 5), 1)
   flax_conv = nn.Conv(5, (4, 4), strides=2, padding=1, use_bias=False)
-  _assert_close(layers.conv_xla(x, kernel, 2, 1), flax_conv.apply({"params": {"kernel": kernel}}, x))
+  expected = flax_conv.apply({"params": {"kernel": kernel}}, x)
+  _assert_close(layers.conv_xla(x, kernel, 2, 1), expected)
 
 
 # (N, H, W, Cin, Cout): 1x1 maps (innermost up conv), odd and non-square sizes, Cout 1 (output).
