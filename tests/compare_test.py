@@ -211,12 +211,14 @@ _HAVE_SAMPLE_MODULES = all(importlib.util.find_spec(m) is not None
                     reason="samples.png needs dofjax.inference (load_depth_predictor), "
                            "dofjax.input_pipeline (create_eval_iterator) and dofjax.dof; "
                            "not all exist yet")
-def test_samples_figure_on_real_tiny_workdirs(tmp_path):
+def test_samples_figure_on_real_tiny_workdirs(tmp_path, synthetic_data_dir):
   from configs import tiny
   from dofjax import train
   workdirs = []
   for arm in ("l1", "cgan_l1"):
     config = tiny.get_config()
+    config.data_dir = synthetic_data_dir
+    config.num_samples = 0
     config.loss.arm = arm
     w = str(tmp_path / arm)
     train.train_and_evaluate(config, w)

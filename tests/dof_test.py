@@ -13,7 +13,7 @@ import pytest
 
 from dofjax import dof
 
-H, W = 48, 64
+H, W = 64, 96
 LAYERS, MAX_RADIUS = 5, 16.0      # Layer radii -16, -8, 0, 8, 16 px.
 STEP = MAX_RADIUS / (LAYERS // 2)
 
@@ -44,7 +44,7 @@ def test_layer_plan():
   np.testing.assert_allclose(dof.layer_radii(LAYERS, MAX_RADIUS), [-16, -8, 0, 8, 16])
   assert [dof._layer_factor(r, "pyramid") for r in (0, 8, 16)] == [1, 2, 4]
   assert [dof._layer_factor(r, m) for r in (8, 16) for m in ("fft", "direct")] == [1] * 4
-  assert dof.preview_settings(64) == (8.0, 4)
+  assert dof.preview_settings(W) == (W / 8, round(W / 16))
   with pytest.raises(ValueError, match="odd integer"):
     dof.layer_radii(4, 8.0)
 
@@ -117,7 +117,7 @@ def test_blurred_foreground_over_sharp_background_fades_without_fringe():
   image = np.zeros((H, W, 3), np.float32)
   image[:, : W // 2] = 0.9                           # Bright near subject on the left,
   image[:, W // 2:] = 0.3                            # in front of an in-focus grey wall.
-  radius = STEP
+  radius = 2 * STEP  # A jump of two layer steps (with one step, no fill is needed).
   s = np.where(np.arange(W) < W // 2, radius, 0.0).astype(np.float32)
   out = _render(image, np.broadcast_to(s, (H, W)).copy())
   row = _to_linear(out[H // 2, :, 1])

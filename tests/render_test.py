@@ -1,4 +1,8 @@
-"""Tests of the `python -m dofjax.render` CLI on tiny images."""
+"""Tests of the `python -m dofjax.render` CLI on tiny photos.
+
+The photos have dof_test.py's size and the renders its layer plan (SMALL), so in one pytest session
+they reuse its compiled renderer instead of compiling their own.
+"""
 
 import os
 import subprocess
@@ -11,7 +15,8 @@ import pytest
 from dofjax import errors
 from dofjax import render
 
-H, W = 40, 56
+H, W = 64, 96
+SMALL = ["--num_layers=5", "--max_radius=16"]   # dof_test.LAYERS, dof_test.MAX_RADIUS.
 
 
 @pytest.fixture()
@@ -19,7 +24,7 @@ def files(tmp_path):
   rng = np.random.default_rng(0)
   photo = (rng.random((H, W, 3)) * 255).astype(np.uint8)
   depth_mm = np.full((H, W), 4000, np.uint16)
-  depth_mm[10:30, 10:30] = 1200                     # A near square ...
+  depth_mm[16:48, 16:48] = 1200                     # A near square ...
   depth_mm[0:3, 0:3] = 0                            # ... and a few invalid pixels.
   paths = {"photo": str(tmp_path / "photo.png"), "depth": str(tmp_path / "depth.png"),
            "out": str(tmp_path / "out.png"), "vis": str(tmp_path / "vis.png"),
@@ -30,17 +35,17 @@ def files(tmp_path):
 
 
 def test_render_with_depth_focus_pixel_and_depth_vis(files):
-  assert render.main(["render", files["photo"], f"--depth={files['depth']}", "--focus_px=20,20",
+  assert render.main(["render", files["photo"], f"--depth={files['depth']}", "--focus_px=32,32",
                       "--f_number=1.4", f"--output={files['out']}",
-                      f"--depth_vis={files['vis']}", "--blur_scale_px=8"]) == 0
+                      f"--depth_vis={files['vis']}", "--blur_scale_px=20", *SMALL]) == 0
   out = cv2.imread(files["out"], cv2.IMREAD_UNCHANGED)
   photo = cv2.imread(files["photo"], cv2.IMREAD_UNCHANGED)
   assert out.shape == (H, W, 3) and out.dtype == np.uint8
   # The focused square stays sharp, the far background is blurred (less variance).
-  assert np.abs(out[15:25, 15:25].astype(int) - photo[15:25, 15:25]).max() <= 2
-  assert out[:, 40:].std() < 0.7 * photo[:, 40:].std()
+  assert np.abs(out[24:40, 24:40].astype(int) - photo[24:40, 24:40]).max() <= 2
+  assert out[:, 64:].std() < 0.7 * photo[:, 64:].std()
   vis = cv2.imread(files["vis"])[..., ::-1]
-  assert vis.shape == (H, W, 3) and vis[20, 20].sum() > vis[35, 50].sum()  # Near is brighter.
+  assert vis.shape == (H, W, 3) and vis[32, 32].sum() > vis[56, 80].sum()  # Near is brighter.
 
 
 def test_sixteen_bit_photo_and_resize_depth(files):
@@ -49,13 +54,13 @@ def test_sixteen_bit_photo_and_resize_depth(files):
   small = str(files["dir"] / "small.png")
   cv2.imwrite(small, np.full((H // 2, W // 2), 3000, np.uint16))
   assert render.main(["render", files["photo"], f"--depth={small}", "--resize_depth",
-                      "--focus_m=1.5", f"--output={files['out']}"]) == 0
+                      "--focus_m=1.5", f"--output={files['out']}", *SMALL]) == 0
   out = cv2.imread(files["out"], cv2.IMREAD_UNCHANGED)
   assert out.shape == (H, W, 3) and out.dtype == np.uint16
 
 
 @pytest.mark.parametrize("extra,message", [
-    (["--focus_px=100,5"], "outside the 56x40 photo"),
+    (["--focus_px=100,5"], "outside the 96x64 photo"),
     (["--f_number=0"], "--f_number must be > 0"),
     (["--focus_px=a,b"], "--focus_px must be"),
 ])
@@ -67,7 +72,7 @@ def test_bad_flags_raise_user_error(files, extra, message):
 
 def test_depth_size_mismatch_names_both_sizes(files):
   cv2.imwrite(files["depth"], np.full((10, 12), 1000, np.uint16))
-  with pytest.raises(errors.UserError, match="12x10 but the photo is 56x40"):
+  with pytest.raises(errors.UserError, match="12x10 but the photo is 96x64"):
     render.main(["render", files["photo"], f"--depth={files['depth']}",
                  f"--output={files['out']}"])
 
@@ -88,3 +93,55 @@ def test_missing_checkpoint_is_a_user_error(files):
   with pytest.raises(errors.UserError):
     render.main(["render", files["photo"], f"--workdir={files['dir'] / 'no_such_workdir'}",
                  f"--output={files['out']}"])
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _run(module, *args):
+  """Runs `python -m module ARGS` from the repository root; returns the CompletedProcess."""
+  env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+  env.pop("JAX_NUM_CPU_DEVICES", None)
+  return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, env=env,
+                        capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def trained_workdir(tmp_path_factory, synthetic_data_dir):
+  """A workdir trained for 2 steps on configs/tiny.py (the slow part: ~1 CPU-minute)."""
+  workdir = str(tmp_path_factory.mktemp("render_workdir") / "w")
+  result = _run("dofjax.main", "--config=configs/tiny.py", f"--workdir={workdir}",
+                f"--config.data_dir={synthetic_data_dir}", "--config.num_train_steps=2",
+                "--config.lr_constant_steps=1", "--config.num_samples=0",
+                "--config.num_eval_batches=1")
+  assert result.returncode == 0, result.stderr[-3000:]
+  return workdir
+
+
+def test_render_with_depth_from_trained_workdir(tmp_path, trained_workdir):
+  rng = np.random.default_rng(2)
+  photo = (rng.random((H, W, 3)) * 90).astype(np.uint8)
+  photo[:, : W // 2] += 150                         # Bright left half, dark right half.
+  paths = {n: str(tmp_path / f"{n}.png") for n in ("photo", "out", "vis")}
+  cv2.imwrite(paths["photo"], photo)
+  fx, fy = W // 4, H // 2
+  # A 2-step model predicts nearly constant depth (~1% spread), so a large blur scale makes
+  # its disparity differences visible.
+  result = _run("dofjax.render", paths["photo"], f"--workdir={trained_workdir}",
+                f"--focus_px={fx},{fy}", f"--output={paths['out']}",
+                f"--depth_vis={paths['vis']}", "--blur_scale_px=3000", *SMALL)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "wrote" in result.stdout and "Traceback" not in result.stderr
+  out = cv2.imread(paths["out"], cv2.IMREAD_UNCHANGED)
+  vis = cv2.imread(paths["vis"], cv2.IMREAD_UNCHANGED)
+  assert out.shape == (H, W, 3) and out.dtype == np.uint8
+  assert vis.shape == (H, W, 3) and vis.std() > 0          # The predicted depth is not flat.
+  # Inferno's brightness grows with disparity: pixels whose colour is far from the tapped
+  # pixel's lie far from the focal plane, and are blurred; those near it stay nearly sharp.
+  level = vis.astype(np.float32).mean(-1)
+  off_focus = np.abs(level - level[fy, fx]) / max(np.ptp(level), 1e-6)
+  change = np.abs(out.astype(np.float32) - photo).mean(-1)
+  far, near = off_focus > 0.5, off_focus < 0.05
+  assert far.sum() > 50 and near.sum() > 50, (far.sum(), near.sum())
+  assert change[far].mean() > 5.0 and change[far].mean() > 2.0 * change[near].mean(), (
+      change[far].mean(), change[near].mean())
