@@ -108,12 +108,14 @@ def _run(module, *args):
 
 @pytest.fixture(scope="module")
 def trained_workdir(tmp_path_factory, synthetic_data_dir):
-  """A workdir trained for 2 steps on configs/tiny.py (the slow part: ~1 CPU-minute)."""
+  """A workdir trained for 4 steps on configs/tiny.py: the slow part (~1 CPU-minute) unless the
+  session's shared XLA cache (conftest.py) already holds these steps. The flags are those of
+  cli_test.py's first run, so that in a whole-suite run the compiled train and eval steps are
+  reused from it."""
   workdir = str(tmp_path_factory.mktemp("render_workdir") / "w")
   result = _run("dofjax.main", "--config=configs/tiny.py", f"--workdir={workdir}",
-                f"--config.data_dir={synthetic_data_dir}", "--config.num_train_steps=2",
-                "--config.lr_constant_steps=1", "--config.num_samples=0",
-                "--config.num_eval_batches=1")
+                f"--config.data_dir={synthetic_data_dir}", "--config.num_train_steps=4",
+                "--config.checkpoint_every_steps=2", "--config.eval_every_steps=4")
   assert result.returncode == 0, result.stderr[-3000:]
   return workdir
 
@@ -125,7 +127,7 @@ def test_render_with_depth_from_trained_workdir(tmp_path, trained_workdir):
   paths = {n: str(tmp_path / f"{n}.png") for n in ("photo", "out", "vis")}
   cv2.imwrite(paths["photo"], photo)
   fx, fy = W // 4, H // 2
-  # A 2-step model predicts nearly constant depth (~1% spread), so a large blur scale makes
+  # A 4-step model predicts nearly constant depth (~1% spread), so a large blur scale makes
   # its disparity differences visible.
   result = _run("dofjax.render", paths["photo"], f"--workdir={trained_workdir}",
                 f"--focus_px={fx},{fy}", f"--output={paths['out']}",
