@@ -13,12 +13,15 @@ Renderer. The signed blur radius s = K (d - d_f) (> 0 in front of the focal plan
 (M = (num_layers - 1) // 2), so one layer is exactly the focal plane. Each pixel is split between
 its two neighbouring layers by a tent (a defocus of t steps takes the fraction t of the next
 layer's blur, smooth and differentiable in depth). Per layer, in linear light: premultiplied
-colour and coverage, extended under the nearer layers by a normalised-convolution fill (the
-hidden background seen through blurred foreground edges; only next to depth jumps of several
-layer steps, since on a continuous surface the normalisation already mixes neighbouring layers
-correctly), blurred with an anti-aliased disc, composited back to front ("over" is associative,
-so each side of the focal plane is accumulated at the coarsest resolution it allows), and
-finally divided by the accumulated coverage.
+colour and coverage, extended under the layers at least two steps nearer by a
+normalised-convolution fill (the hidden background seen through blurred foreground edges; only
+next to depth jumps of several layer steps, since on a continuous surface the normalisation
+already mixes neighbouring layers correctly), blurred with an anti-aliased disc, composited near
+to far with additive transmittance (a layer is seen through clip(1 - summed coverage of the
+nearer layers), so the two halves (1 - w, w) of a surface split between neighbouring layers hide
+everything behind it; multiplicative "over" would leave a gap of w (1 - w) for the fill behind to
+show through), each layer at the coarsest resolution the layers nearer than it allow, and finally
+divided by the accumulated coverage.
 
 Kernel methods: 'fft' (every layer at full resolution; cost independent of the radius),
 'pyramid' (the default: layers whose radius is >= 2 * _MIN_LOWRES_RADIUS px are blurred with an
@@ -280,7 +283,7 @@ def _render_one(image, s, *, radii, method):
   layers = []
   for k, wk in enumerate(weights):
     wk = wk * inside
-    nearer = _nearer_share(u, knots, k) * inside
+    nearer = _nearer_share(u, knots, k + 1) * inside
     layers.append(_downsample(jnp.concatenate([lin * wk, wk[None], nearer[None]]), factors[k]))
 
   # Hidden-background fill, all layers at once at the fill resolution: each layer's normalised
@@ -315,13 +318,7 @@ def _render_one(image, s, *, radii, method):
     layer = _blur(layer, r_low, method)
     blurred_layers.append((jnp.concatenate([layer[:3], jnp.clip(layer[3:], 0.0, 1.0)]), f))
 
-  # "Over" is associative, so the layers behind the focal plane (back to front) and those in
-  # front of it (front to back) are each accumulated at the coarsest resolution they allow, and
-  # only two stacks reach full resolution.
-  focal = len(radii) // 2
-  back = _accumulate(blurred_layers[:focal + 1], front_to_back=False)
-  front = _accumulate(blurred_layers[focal + 1:][::-1], front_to_back=True)
-  rgba = back if front is None else front + (1.0 - front[3:]) * back
+  rgba = _composite(blurred_layers)
   rgb = rgba[:3] / jnp.maximum(rgba[3:], COVERAGE_EPS)
   rgb = linear_to_srgb(jnp.maximum(rgb, 0.0))[:, :h, :w]
   return jnp.clip(jnp.moveaxis(rgb, 0, -1), 0.0, 1.0)
@@ -347,21 +344,66 @@ def _neighbourhood(x, op, pad_value):
   return functools.reduce(op, [xp[:, i:i + h, j:j + w] for i in range(3) for j in range(3)])
 
 
-def _accumulate(layers, front_to_back):
-  """Composites premultiplied (4, h/f, w/f) layers with "over"; returns full-res (4, H, W)."""
-  if not layers:
-    return None
-  acc, f_acc = layers[0]
-  for layer, f in layers[1:]:
+_OCCLUSION = "lag1"
+_BACK = "grouped"
+_TRANSMITTANCE_EPS = 1e-2
+
+
+def _composite(layers):
+  """Composites premultiplied (4, H/f, W/f) layers (given far to near) into full-res (4, H, W)."""
+  focal = len(layers) // 2
+  split = sum(1 for j in range(focal) if layers[j][1] > 1) if _BACK == "grouped" else 0
+  acc = near = prev = None
+  f_acc = None
+  for layer, f in layers[split:][::-1]:
+    if acc is None:
+      acc, near, prev, f_acc = layer, layer[3:], layer[3:], f
+      continue
     if f < f_acc:
-      acc, f_acc = _upsample(acc, f_acc // f), f
+      state = _upsample(jnp.concatenate([acc, near, prev]), f_acc // f)
+      acc, near, prev, f_acc = state[:4], state[4:5], state[5:], f
     elif f > f_acc:
       layer = _upsample(layer, f // f_acc)
-    if front_to_back:
-      acc = acc + (1.0 - acc[3:]) * layer
+    if _OCCLUSION == "lag1":
+      t = jnp.maximum(1.0 - near, 0.0)
+    elif _OCCLUSION == "lag2":
+      t = jnp.maximum(1.0 - (near - prev), 0.0)
     else:
-      acc = layer + (1.0 - layer[3:]) * acc
-  return _upsample(acc, f_acc)
+      t = jnp.maximum(1.0 - (near - prev), 0.0) * (1.0 - prev)
+    acc = acc + t * layer
+    near = near + layer[3:]
+    prev = layer[3:]
+  acc = _upsample(acc, f_acc)
+  if split == 0:
+    return acc
+  near = _upsample(near, f_acc)
+  # Behind the focal plane, layers blurred at reduced resolution: seen through u - b_j, where
+  # u = clip(1 - coverage of the full-resolution layers) is sharp (focused edges) and b_j, the
+  # coverage of the reduced-resolution layers between, is smooth. Each is composited at its own
+  # resolution through clip(1 - b_j / u_f) (u_f: u box-averaged to that resolution), the sums
+  # are upsampled coarse to fine and only then multiplied by the sharp u: exact where u is 0, 1
+  # or smooth; only within a few pixels of a sharp edge does a layer see b_j scaled by 1 / u_f.
+  u = jnp.clip(1.0 - near, 0.0, 1.0)
+  u_f, f_u = u, 1
+  b = None
+  sums = []
+  for j in range(split - 1, -1, -1):
+    layer, f = layers[j]
+    u_f, f_u = _downsample(u_f, f // f_u), f
+    if b is None:
+      contrib = layer
+    else:
+      b = _downsample(b, f // f_b)
+      contrib = jnp.maximum(1.0 - b / jnp.maximum(u_f, _TRANSMITTANCE_EPS), 0.0) * layer
+    b, f_b = (layer[3:], f) if b is None else (b + layer[3:], f)
+    if sums and sums[-1][1] == f:
+      sums[-1] = (sums[-1][0] + contrib, f)
+    else:
+      sums.append((contrib, f))
+  total, f_t = sums[-1]
+  for part, f in sums[-2::-1]:
+    total, f_t = _upsample(total, f_t // f) + part, f
+  return acc + u * _upsample(total, f_t)
 
 
 def render_disparity(image, disparity, *, focus_disparity, blur_scale_px,
