@@ -606,11 +606,14 @@ def write_samples(state, config, workdir, mesh, rng) -> list:
                                                config.depth_far_m))
       true_for_render = np.where(gt > 0, gt, pred)
       focus = float(np.median(gt[gt > 0])) if np.any(gt > 0) else float(np.median(pred))
+      # Colours span this image's true depth range (bright = near), the same for both maps.
+      near, far = np.percentile(true_for_render, [1, 99])
+      far = max(far, near * 1.01)
       tiles = [visualize.to_uint8(image01),
                visualize.to_uint8(preview_render(image01, pred, focus)),
                visualize.to_uint8(preview_render(image01, true_for_render, focus)),
-               visualize.colorize_depth_m(pred, config.depth_near_m, config.depth_far_m),
-               visualize.colorize_depth_m(gt, config.depth_near_m, config.depth_far_m)]
+               visualize.colorize_depth_m(pred, near, far),
+               visualize.colorize_depth_m(gt, near, far)]
       path = out_dir / f"sample_{len(written)}.png"
       cv2.imwrite(str(path), visualize.grid([tiles])[..., ::-1])
       written.append(path)
