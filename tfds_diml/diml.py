@@ -59,6 +59,17 @@ DIML/CVL RGB-D indoor data must be downloaded by hand (no automatic download).
 """
 
 
+def rgbd_features() -> dict:
+  """The features every dofjax builder shares: image uint8 HxWx3, depth uint16 HxWx1 (mm, PNG,
+  so never truncated to 8 bits), scene and stem strings."""
+  return {
+      "image": tfds.features.Image(shape=(None, None, 3), dtype=np.uint8, encoding_format="png"),
+      "depth": tfds.features.Image(shape=(None, None, 1), dtype=np.uint16, encoding_format="png"),
+      "scene": tfds.features.Text(),
+      "stem": tfds.features.Text(),
+  }
+
+
 class Pair(NamedTuple):
   """One colour/depth pair found in the manual dir."""
   scene: str
@@ -306,14 +317,7 @@ class Diml(tfds.core.GeneratorBasedBuilder):
     return tfds.core.DatasetInfo(
         builder=self,
         description=__doc__,
-        features=tfds.features.FeaturesDict({
-            "image": tfds.features.Image(shape=(None, None, 3), dtype=np.uint8,
-                                         encoding_format="png"),
-            "depth": tfds.features.Image(shape=(None, None, 1), dtype=np.uint16,
-                                         encoding_format="png"),
-            "scene": tfds.features.Text(),
-            "stem": tfds.features.Text(),
-        }),
+        features=tfds.features.FeaturesDict(rgbd_features()),
         homepage=HOMEPAGE,
     )
 

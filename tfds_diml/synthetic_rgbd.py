@@ -24,6 +24,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from dofjax import depth as depth_lib
+from tfds_diml import diml
 from tfds_diml import scenes
 
 # Room seeds of the three splits never overlap (see `_room_seeds`).
@@ -136,14 +137,7 @@ class SyntheticRgbd(tfds.core.GeneratorBasedBuilder):
   ]
 
   def _info(self) -> tfds.core.DatasetInfo:
-    features = {
-        "image": tfds.features.Image(shape=(None, None, 3), dtype=np.uint8,
-                                     encoding_format="png"),
-        "depth": tfds.features.Image(shape=(None, None, 1), dtype=np.uint16,
-                                     encoding_format="png"),
-        "scene": tfds.features.Text(),
-        "stem": tfds.features.Text(),
-    }
+    features = diml.rgbd_features()
     if self.builder_config.thin_lens is not None:
       features["image_dof"] = tfds.features.Image(shape=(None, None, 3), dtype=np.uint8,
                                                   encoding_format="png")
