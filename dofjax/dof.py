@@ -49,6 +49,7 @@ _MAX_FACTOR = 8             # Coarsest resolution used: 1/8.
 _FILL_RADIUS_SCALE = 2.0    # Fill reaches this many times the largest blur radius.
 _FILL_GAIN = 4.0            # Fill is full where >= 1/_FILL_GAIN of its disc is this layer.
 _EDGE_STEPS = 1.0           # Fill only behind depth jumps of > 1 layer step (fully at >= 2).
+_TRANSMITTANCE_EPS = 1e-2   # Floor of the reduced-resolution transmittance in `_add_behind`.
 
 
 # ----------------------------------------------------------------------------- circle of confusion
@@ -278,8 +279,9 @@ def _render_one(image, s, *, radii, method):
   s = jnp.pad(s, pad)
   weights, u, knots = _layer_weights(s, radii)
 
-  # Premultiplied layers (colour, coverage), each at the resolution it is blurred at.
-  # Per layer, at its resolution: premultiplied colour, coverage, and the share of nearer layers.
+  # Per layer, at the resolution it is blurred at: premultiplied colour, coverage, and the share
+  # of the layers at least two steps nearer (where the fill goes: one step nearer, a surface may
+  # be split between the two layers, which must not show this layer's fill through its halves).
   layers = []
   for k, wk in enumerate(weights):
     wk = wk * inside
@@ -344,66 +346,59 @@ def _neighbourhood(x, op, pad_value):
   return functools.reduce(op, [xp[:, i:i + h, j:j + w] for i in range(3) for j in range(3)])
 
 
-_OCCLUSION = "lag1"
-_BACK = "grouped"
-_TRANSMITTANCE_EPS = 1e-2
-
-
 def _composite(layers):
-  """Composites premultiplied (4, H/f, W/f) layers (given far to near) into full-res (4, H, W)."""
+  """Composites premultiplied (4, H/f, W/f) layers, given far to near, into full-res (4, H, W).
+
+  Near to far, each layer is added through the transmittance clip(1 - summed coverage of the
+  nearer layers). In front of the focal plane the layers get finer towards it, so the running
+  sums are kept at the current layer's resolution and upsampled as they go; the layers blurred at
+  full resolution follow; behind them, the layers blurred at reduced resolution (`_add_behind`).
+  """
   focal = len(layers) // 2
-  split = sum(1 for j in range(focal) if layers[j][1] > 1) if _BACK == "grouped" else 0
-  acc = near = prev = None
-  f_acc = None
-  for layer, f in layers[split:][::-1]:
-    if acc is None:
-      acc, near, prev, f_acc = layer, layer[3:], layer[3:], f
-      continue
-    if f < f_acc:
-      state = _upsample(jnp.concatenate([acc, near, prev]), f_acc // f)
-      acc, near, prev, f_acc = state[:4], state[4:5], state[5:], f
-    elif f > f_acc:
-      layer = _upsample(layer, f // f_acc)
-    if _OCCLUSION == "lag1":
-      t = jnp.maximum(1.0 - near, 0.0)
-    elif _OCCLUSION == "lag2":
-      t = jnp.maximum(1.0 - (near - prev), 0.0)
-    else:
-      t = jnp.maximum(1.0 - (near - prev), 0.0) * (1.0 - prev)
-    acc = acc + t * layer
+  split = sum(1 for j in range(focal) if layers[j][1] > 1)  # These are layers[:split].
+  acc, f_acc = layers[-1]
+  near = acc[3:]
+  for layer, f in layers[split:-1][::-1]:
+    if f < f_acc:   # Never coarser: within layers[split:], factors only shrink towards focus.
+      state = _upsample(jnp.concatenate([acc, near]), f_acc // f)
+      acc, near, f_acc = state[:4], state[4:], f
+    acc = acc + jnp.maximum(1.0 - near, 0.0) * layer
     near = near + layer[3:]
-    prev = layer[3:]
-  acc = _upsample(acc, f_acc)
-  if split == 0:
-    return acc
-  near = _upsample(near, f_acc)
-  # Behind the focal plane, layers blurred at reduced resolution: seen through u - b_j, where
-  # u = clip(1 - coverage of the full-resolution layers) is sharp (focused edges) and b_j, the
-  # coverage of the reduced-resolution layers between, is smooth. Each is composited at its own
-  # resolution through clip(1 - b_j / u_f) (u_f: u box-averaged to that resolution), the sums
-  # are upsampled coarse to fine and only then multiplied by the sharp u: exact where u is 0, 1
-  # or smooth; only within a few pixels of a sharp edge does a layer see b_j scaled by 1 / u_f.
+  acc, near = _upsample(acc, f_acc), _upsample(near, f_acc)
+  return acc if split == 0 else acc + _add_behind(layers[:split], near)
+
+
+def _add_behind(layers, near):
+  """The reduced-resolution layers behind the focal plane (far to near, factors > 1 shrinking
+  towards focus), composited under full-resolution coverage `near` (1, H, W): (4, H, W).
+
+  Layer j is seen through u - b_j, where u = clip(1 - near, 0, 1) is sharp (edges in focus) and
+  b_j, the summed coverage of the layers in `layers` nearer than j, is smooth. So each layer is
+  weighted at its own resolution by clip(1 - b_j / u_f) (u_f: u box-averaged to that resolution),
+  the sums are upsampled coarse to fine, and only then multiplied by the sharp u: exact where u
+  is 0, 1 or smooth; within a few pixels of an edge in focus, b_j is scaled by about 1 / u_f.
+  """
   u = jnp.clip(1.0 - near, 0.0, 1.0)
   u_f, f_u = u, 1
-  b = None
-  sums = []
-  for j in range(split - 1, -1, -1):
-    layer, f = layers[j]
+  b = f_b = None
+  sums = []     # (sum of weighted layers, factor), finest first.
+  for layer, f in layers[::-1]:
     u_f, f_u = _downsample(u_f, f // f_u), f
     if b is None:
-      contrib = layer
+      part, b = layer, layer[3:]
     else:
       b = _downsample(b, f // f_b)
-      contrib = jnp.maximum(1.0 - b / jnp.maximum(u_f, _TRANSMITTANCE_EPS), 0.0) * layer
-    b, f_b = (layer[3:], f) if b is None else (b + layer[3:], f)
+      part = jnp.maximum(1.0 - b / jnp.maximum(u_f, _TRANSMITTANCE_EPS), 0.0) * layer
+      b = b + layer[3:]
+    f_b = f
     if sums and sums[-1][1] == f:
-      sums[-1] = (sums[-1][0] + contrib, f)
+      sums[-1] = (sums[-1][0] + part, f)
     else:
-      sums.append((contrib, f))
+      sums.append((part, f))
   total, f_t = sums[-1]
   for part, f in sums[-2::-1]:
     total, f_t = _upsample(total, f_t // f) + part, f
-  return acc + u * _upsample(total, f_t)
+  return u * _upsample(total, f_t)
 
 
 def render_disparity(image, disparity, *, focus_disparity, blur_scale_px,

@@ -124,3 +124,12 @@ def test_invalid_config_values_are_clear_errors(field, value, message):
   node[leaf] = value
   with pytest.raises(errors.UserError, match=message):
     train.validate_config(config)
+
+
+def test_bokeh_loss_term_enters_the_generator_loss():
+  config = _config("l1")
+  config.loss.bokeh_weight = 2.0
+  _, history = _run(config, 1)
+  m = history[0]
+  assert np.isfinite(m["g_bokeh"]) and m["g_bokeh"] > 0
+  assert m["g_loss"] == pytest.approx(100.0 * m["g_l1"] + 2.0 * m["g_bokeh"], rel=1e-5)
