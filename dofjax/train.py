@@ -12,15 +12,12 @@ inverse-depth code in [-1, 1] (dofjax.depth), 'mask' (N,S,S,1) 1 where depth is 
 """
 
 import functools
-import math
 import os
 import shutil
 import signal
-import time
 from typing import Any, Optional
 
 import flax
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
