@@ -4,8 +4,6 @@
   python -m dofjax.main --config=configs/base.py --workdir=W --mode=eval
 """
 
-import sys
-
 from absl import app
 from absl import flags
 from absl import logging
@@ -37,11 +35,8 @@ def main(argv):
 
 
 def _run(argv):
-  try:
-    main(argv)
-  except errors.UserError as e:
-    print(f"error: {e}", file=sys.stderr, flush=True)
-    sys.exit(2)
+  """main() with UserError turned into one 'error:' line and exit status 2."""
+  errors.run_cli(main, argv)
 
 
 if __name__ == "__main__":
