@@ -104,10 +104,16 @@ def test_jit_over_mesh_matches_one_device_and_shards_as_intended(reference):
     first = np.asarray(x.addressable_shards[0].data)
     for shard in x.addressable_shards[1:]:
       np.testing.assert_array_equal(np.asarray(shard.data), first)
+  # BatchNorm statistics under a sharded jit are global over the whole batch.
+  _assert_matches_reference(state, metrics, ref_state, ref_metrics)
+
+
+def _assert_matches_reference(state, metrics, ref_state, ref_metrics):
+  """Step count, both networks' parameters and BN statistics, and the losses match the
+  single-device reference run to float32 tolerance."""
   assert int(state.step) == STEPS
   _assert_trees_close(state.gen.params, ref_state.gen.params, PARAM_ATOL)
   _assert_trees_close(state.disc.params, ref_state.disc.params, PARAM_ATOL)
-  # BatchNorm statistics under a sharded jit are global over the whole batch.
   _assert_trees_close(state.gen.batch_stats, ref_state.gen.batch_stats, STATS_ATOL)
   _assert_trees_close(state.disc.batch_stats, ref_state.disc.batch_stats, STATS_ATOL)
   for key in ("g_loss", "g_l1", "d_loss"):
@@ -134,13 +140,7 @@ def test_pmap_matches_one_device_with_global_batch_norm(reference):
     for i in range(1, NUM_DEVICES):
       np.testing.assert_array_equal(host[i], host[0])
   state, metrics = train.unreplicate(state), train.unreplicate(metrics)
-  assert int(state.step) == STEPS
-  _assert_trees_close(state.gen.params, ref_state.gen.params, PARAM_ATOL)
-  _assert_trees_close(state.disc.params, ref_state.disc.params, PARAM_ATOL)
-  _assert_trees_close(state.gen.batch_stats, ref_state.gen.batch_stats, STATS_ATOL)
-  _assert_trees_close(state.disc.batch_stats, ref_state.disc.batch_stats, STATS_ATOL)
-  for key in ("g_loss", "g_l1", "d_loss"):
-    np.testing.assert_allclose(float(metrics[key]), float(ref_metrics[key]), rtol=1e-4)
+  _assert_matches_reference(state, metrics, ref_state, ref_metrics)
 
 
 def test_pmap_per_replica_batch_norm_uses_each_replicas_own_statistics(reference):
