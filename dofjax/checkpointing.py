@@ -16,7 +16,9 @@ are moved to W/unusable_checkpoints (so that the run can save those steps again)
 
 import datetime
 import json
+import logging
 import sys
+import warnings
 
 import jax
 import orbax.checkpoint as ocp
@@ -203,13 +205,27 @@ def _move_aside(manager, steps, log) -> None:
   manager.reload()
 
 
+class _DropFailedReadReports(logging.Filter):
+  """Drops asyncio's "Task exception was never retrieved" reports of orbax reads.
+
+  When one array of a checkpoint fails to read, orbax gives up on the restore while the reads of
+  the other arrays are still in flight; asyncio later logs each of those as an error with a
+  traceback. restore_latest has already reported the checkpoint in one line, so these go.
+  """
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    message = record.getMessage()
+    return not ("Task exception was never retrieved" in message and "deserialize" in message)
+
+
 def _silence_stray_reads() -> None:
-  """Drops the noise that follows a failed orbax restore.
+  """Drops the noise that follows a failed orbax restore (installed once per process).
 
   Orbax runs each restore on a fresh event loop and closes it when a read fails, while reads of
-  other arrays are still in flight; as they finish, Python reports each as an unraisable
-  "RuntimeError: Event loop is closed" with a traceback, which is only noise. This hook drops
-  exactly those and passes everything else to the previous hook.
+  other arrays are still in flight. As they finish, Python reports each as an unraisable
+  "RuntimeError: Event loop is closed", asyncio logs "Task exception was never retrieved", or a
+  coroutine is reported "never awaited", each with a traceback, and all only noise: the failure
+  itself is reported by restore_latest. These exact reports are dropped; everything else passes.
   """
   previous = sys.unraisablehook
   if getattr(previous, "dofjax_silences_stray_reads", False):
@@ -223,6 +239,9 @@ def _silence_stray_reads() -> None:
 
   hook.dofjax_silences_stray_reads = True
   sys.unraisablehook = hook
+  logging.getLogger("asyncio").addFilter(_DropFailedReadReports())
+  warnings.filterwarnings("ignore", message=r"coroutine .* was never awaited",
+                          category=RuntimeWarning, module=r"orbax\.")
 
 
 def restore_latest(manager, abstract_state, log=print, move_unusable: bool = False):
