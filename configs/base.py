@@ -8,10 +8,14 @@ import ml_collections
 
 
 def get_config(arg=None):
-  """Returns the base ConfigDict; `configs/base.py:synthetic` gives the quickstart-sized arm."""
+  """Returns the base ConfigDict; `configs/base.py:synthetic` gives the quickstart-sized arm
+  (trained on synthetic_rgbd/quickstart, evaluated on synthetic_rgbd/dof's thin-lens scenes)."""
   if arg == "synthetic":
     from configs import quickstart
-    return quickstart.get_config()
+    c = quickstart.get_config()
+    # Evaluate on scenes with thin-lens ground truth: adds the bokeh error against it.
+    c.eval_dataset = "synthetic_rgbd/dof"
+    return c
   if arg:
     raise ValueError(f"Unknown config argument {arg!r}; the only one is ':synthetic'.")
   c = ml_collections.ConfigDict()
@@ -21,6 +25,7 @@ def get_config(arg=None):
   c.dataset = "diml/lr"
   c.data_dir = ml_collections.config_dict.placeholder(str)    # TFDS data dir; None = TFDS default.
   c.manual_dir = ml_collections.config_dict.placeholder(str)  # The unpacked DIML download (README).
+  c.eval_dataset = ""         # Validation/test data if not `dataset` (same TFDS names).
   c.train_split = "train"
   c.eval_split = "validation"
   c.image_size = 256         # Random crop size (the network's input size).

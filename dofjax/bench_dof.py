@@ -172,10 +172,9 @@ def run_quality(args):
       focus = float(np.percentile(depth, pct))
       truth = scenes.render_thin_lens(scene, h, w, focus_distance_m=focus, f_number=f_number,
                                       num_samples=args.num_samples)
-      # The scenes' thin lens keeps the pinhole field of view: radius = A fx / 2 |1/z - 1/z_f|.
-      cam = scene.camera
-      k = 0.5 * (cam.focal_length_mm / 1000.0 / f_number) * (cam.focal_length_mm /
-                                                              cam.sensor_width_mm * w)
+      k = scenes.thin_lens_blur_scale_px(focal_length_mm=scene.camera.focal_length_mm,
+                                         sensor_width_mm=scene.camera.sensor_width_mm,
+                                         f_number=f_number, width=w)
       radius = dof.coc_radius_from_disparity(1.0 / depth, 1.0 / focus, k)
       max_radius = float(max(math.ceil(radius.max()), 1))
       max_r.append(radius.max())

@@ -41,6 +41,8 @@ HIGHER_IS_BETTER_PREFIXES = ("d1", "d2", "d3", "bokeh_psnr", "bokeh_ssim", "psnr
 # Bookkeeping entries that are not metrics.
 NOT_METRICS = frozenset({"step", "split", "valid", "num_pixels", "count", "test_time",
                          "learning_rate", "nonfinite", "steps_per_sec", "examples_per_sec"})
+# Arm-independent reference numbers: reported in a sentence under the table, not as columns.
+REFERENCE_METRICS = ("thin_lens_floor_psnr", "thin_lens_floor_ssim")
 # Config entries that legitimately differ between the workdirs of one ablation.
 CONFIG_KEYS_EXPECTED_TO_DIFFER = frozenset({"seed", "loss.arm", "data_dir", "manual_dir"})
 
@@ -52,7 +54,7 @@ class Run:
   config: dict
   arm: str
   seed: int
-  dataset: str
+  dataset: str           # Training dataset, plus "(evaluated on X)" when evaluation read X.
   validation: list       # [{"step": int, key: float}], sorted by step, one per step.
   train: list            # Same, for the train lines.
   final: dict            # {key: float}: test metrics, or the last validation line's.
@@ -148,6 +150,7 @@ def load_run(path):
   validation, train = history(records, "validation"), history(records, "train")
 
   final, final_step, source = {}, None, "validation"
+  eval_dataset = config.get("eval_dataset") or ""
   test_path = os.path.join(path, "eval_test.json")
   if os.path.isfile(test_path):
     test = _read_json(test_path)
@@ -155,6 +158,7 @@ def load_run(path):
       raise errors.UserError(f"{test_path} has no 'metrics' object; rerun "
                              "python -m dofjax.main --mode=eval for this workdir.")
     final, final_step, source = _scalars(test["metrics"]), test.get("step"), "test"
+    eval_dataset = test.get("dataset") or eval_dataset
   elif validation:
     last = validation[-1]
     final = {k: v for k, v in last.items() if k != "step"}
@@ -165,9 +169,23 @@ def load_run(path):
         "Let training reach its first evaluation, or run python -m dofjax.main "
         f"--config=... --workdir={path} --mode=eval.")
   return Run(path=path, config=config, arm=str(arm), seed=int(config.get("seed", 0)),
-             dataset=str(config.get("dataset", "?")), validation=validation, train=train,
+             dataset=dataset_label(config.get("dataset", "?"), eval_dataset),
+             validation=validation, train=train,
              final=final, final_step=None if final_step is None else int(final_step),
              source=source)
+
+
+def dataset_label(dataset, eval_dataset):
+  """'train_dataset', or 'train_dataset (evaluated on eval_dataset)' when they differ."""
+  if eval_dataset and eval_dataset != dataset:
+    return f"{dataset} (evaluated on {eval_dataset})"
+  return str(dataset)
+
+
+def evaluated_dataset(run):
+  """The dataset a run's final metrics come from (the part after 'evaluated on', if any)."""
+  marker = " (evaluated on "
+  return run.dataset.split(marker)[1][:-1] if marker in run.dataset else run.dataset
 
 
 def load_runs(paths, allow_mixed_datasets=False):
@@ -190,7 +208,8 @@ def load_runs(paths, allow_mixed_datasets=False):
     listing = "; ".join(f"{r.path}: {r.dataset}" for r in runs)
     if not allow_mixed_datasets:
       raise errors.UserError(
-          f"The workdirs were trained on different datasets ({listing}); their metrics are not "
+          f"The workdirs were trained or evaluated on different datasets ({listing}); their "
+          "metrics are not "
           "comparable. Compare one dataset at a time, or pass --allow_mixed_datasets.")
     warnings.append(f"Mixed datasets, numbers are not comparable across them: {listing}.")
   seen_seed = {}
@@ -239,7 +258,8 @@ def metric_keys(dicts):
   """Metric names present in any of the dicts, in METRIC_ORDER then alphabetical order."""
   keys = set()
   for d in dicts:
-    keys.update(k for k in d if k not in NOT_METRICS and k != "step")
+    keys.update(k for k in d if k not in NOT_METRICS and k not in REFERENCE_METRICS
+                and k != "step")
   return ([k for k in METRIC_ORDER if k in keys]
           + sorted(k for k in keys if k not in METRIC_ORDER))
 
@@ -420,6 +440,14 @@ def _resize(depth, shape):
                     interpolation=cv2.INTER_LINEAR)
 
 
+def thin_lens_settings(gt_depth_m, lens):
+  """Settings (as `dof_settings`) of a thin-lens ground truth `lens` from `load_test_images`:
+  its focus and blur scale, max radius = the largest CoC of gt_depth_m (H, W metres, > 0)."""
+  _, focus, k = lens
+  radius = k * float(np.max(np.abs(1.0 / gt_depth_m - focus)))
+  return focus, k, float(max(1, math.ceil(radius)))
+
+
 def dof_settings(gt_depth_m):
   """Lens for the sample renders, the same for every arm: focus on the median valid gt depth,
   blur scale K such that the farthest-from-focus gt disparity is blurred by W/32 pixels.
@@ -455,19 +483,27 @@ def dof_render(image01, depth_m, settings):
   return np.clip(np.asarray(out), 0.0, 1.0)
 
 
-def load_test_images(config, num_images, split):
-  """The first num_images real examples of `split`: list of (image01 (H, W, 3), depth_m (H, W))."""
+def load_test_images(config, num_images, split, dataset=None):
+  """The first num_images real examples of `split` of `dataset` (default: the config's eval
+  data): list of (image01 (H, W, 3), depth_m (H, W), thin_lens), thin_lens being None or
+  (dof_full (H, W, 3) in [0, 1], focus disparity 1/m, blur scale K px*m) when the data has
+  thin-lens ground truth."""
   from dofjax import input_pipeline
   cfg = _config_dict(config)
-  if hasattr(input_pipeline, "prepare"):
-    input_pipeline.prepare(cfg)
+  if dataset:
+    with cfg.unlocked():
+      cfg.eval_dataset = dataset
   out = []
   for batch in input_pipeline.create_eval_iterator(cfg, split):
     mask = np.asarray(batch.get("example_mask", np.ones(len(batch["image_full"]))))
     for j in range(len(mask)):
       if mask[j] > 0:
+        lens = None
+        if "dof_full" in batch:
+          lens = (np.asarray(batch["dof_full"][j], np.float32),
+                  float(batch["dof_focus_disparity"][j]), float(batch["dof_blur_scale_px"][j]))
         out.append((np.asarray(batch["image_full"][j], np.float32),
-                    np.asarray(batch["depth_full"][j], np.float32)[..., 0]))
+                    np.asarray(batch["depth_full"][j], np.float32)[..., 0], lens))
       if len(out) >= num_images:
         return out
   return out
@@ -475,16 +511,20 @@ def load_test_images(config, num_images, split):
 
 def make_samples_figure(groups, path, num_images, split="test"):
   """samples.png: rows = test images; columns = input | each arm's depth | ground truth |
-  each arm's DoF render | DoF render from ground truth. Each arm uses its first (lowest seed)
-  workdir. Raises ImportError / UserError if the predictor or the data cannot be loaded."""
+  each arm's DoF render | DoF render from ground truth [| thin-lens ground truth, where the data
+  has it: the renders then use its lens and focus, and the arms' PSNR is against it]. Each arm
+  uses its first (lowest seed) workdir. Returns (rows, thin lens shown). Raises ImportError /
+  UserError if the predictor or the data cannot be loaded."""
   from dofjax import inference
   from dofjax import metrics as metrics_lib
   from dofjax import visualize
   first = next(iter(groups.values()))[0]
   far = float(first.config.get("depth_far_m", 10.0))
-  examples = load_test_images(first.config, num_images, split)
+  dataset = evaluated_dataset(first)
+  examples = load_test_images(first.config, num_images, split, dataset)
   if not examples:
-    raise errors.UserError(f"The {split} split of {first.dataset} yielded no image.")
+    raise errors.UserError(f"The {split} split of {dataset} yielded no image.")
+  thin_lens = all(lens is not None for _, _, lens in examples)
   predictors = {arm: inference.load_depth_predictor(rs[0].path) for arm, rs in groups.items()}
   try:
     import dofjax.dof  # noqa: F401
@@ -496,11 +536,12 @@ def make_samples_figure(groups, path, num_images, split="test"):
   arms = list(groups)
   names = [ARM_NAMES.get(a, a) for a in arms]
   titles = (["input"] + [f"{n} depth" for n in names] + ["ground truth"]
-            + ([f"{n} DoF" for n in names] + ["DoF from ground truth"] if with_dof else []))
+            + ([f"{n} DoF" for n in names] + ["DoF from ground truth"] if with_dof else [])
+            + (["thin-lens ground truth"] if with_dof and thin_lens else []))
   ncols, nrows = len(titles), len(examples)
   fig, axes = plt.subplots(nrows, ncols, figsize=(2.2 * ncols, 2.2 * nrows + 0.4),
                            squeeze=False)
-  for i, (image, gt) in enumerate(examples):
+  for i, (image, gt, lens) in enumerate(examples):
     preds = {a: _resize(np.asarray(predictors[a](image), np.float32), gt.shape) for a in arms}
     valid = gt[(gt > 0) & (gt < far)]
     # One colour range per row (the true depth's), shared by every depth panel of the row.
@@ -515,29 +556,35 @@ def make_samples_figure(groups, path, num_images, split="test"):
     tiles.append(visualize.colorize_depth_m(gt, near_c, far_c))
     labels.append("ground truth")
     if with_dof:
-      settings = dof_settings(gt)
       gt_filled = np.where(gt > 0, gt, np.median(gt[gt > 0]) if (gt > 0).any() else 1.0)
+      settings = thin_lens_settings(gt_filled, lens) if thin_lens else dof_settings(gt)
       reference = dof_render(image, gt_filled, settings)
+      target = lens[0] if thin_lens else reference
       for a in arms:
         render = dof_render(image, preds[a], settings)
-        psnr = float(metrics_lib.psnr_per_image(render[None], reference[None])[0])
+        psnr = float(metrics_lib.psnr_per_image(render[None], target[None])[0])
         tiles.append(visualize.to_uint8(render))
         labels.append(f"{ARM_NAMES.get(a, a)} DoF {psnr:.1f} dB")
       tiles.append(visualize.to_uint8(reference))
       labels.append("DoF from ground truth")
+      if thin_lens:
+        tiles.append(visualize.to_uint8(lens[0]))
+        labels.append("thin-lens ground truth")
     for j, (tile, label) in enumerate(zip(tiles, labels)):
       ax = axes[i][j]
       ax.imshow(tile)
       ax.set_xticks([])
       ax.set_yticks([])
       ax.set_title(label, fontsize=7)
-  fig.suptitle(f"{split} images; depth colour = inverse depth over each row's true depth range "
-               "(bright = near); in a row every DoF render uses the same lens, focused on the "
-               "median true depth", fontsize=8)
+  lens_text = ("the thin-lens ground truth's lens and focus; PSNR against it" if thin_lens else
+               "the same lens, focused on the median true depth")
+  fig.suptitle(f"{split} images of {dataset}; depth colour = inverse depth over each row's true "
+               f"depth range (bright = near); in a row every DoF render uses {lens_text}",
+               fontsize=8)
   fig.tight_layout()
   fig.savefig(path, dpi=110)
   plt.close(fig)
-  return len(examples)
+  return len(examples), thin_lens
 
 
 # ----------------------------------------------------------------------------------------------
@@ -564,11 +611,11 @@ def write_report(runs, out_dir, *, num_images=4, split="test", warnings=()):
     notes.append("No validation lines in any metrics.jsonl: curves.png not written.")
   losses = plot_curves(groups, os.path.join(out_dir, "losses.png"), "train", "Training losses")
 
-  samples = 0
+  samples, thin_lens = 0, False
   if num_images > 0:
     try:
-      samples = make_samples_figure(groups, os.path.join(out_dir, "samples.png"), num_images,
-                                    split)
+      samples, thin_lens = make_samples_figure(groups, os.path.join(out_dir, "samples.png"),
+                                               num_images, split)
     except ImportError as e:
       warnings.append(f"samples.png skipped: a module it needs is missing ({e}).")
     except Exception as e:  # pylint: disable=broad-except
@@ -591,9 +638,12 @@ def write_report(runs, out_dir, *, num_images=4, split="test", warnings=()):
         "↑ higher is better; the best arm of each column is in bold. Depth metrics follow the "
         "Eigen/BTS protocol (valid 1 mm < gt < max depth, prediction clipped, per image, then "
         "averaged over images); `dbe_acc` / `dbe_comp` are the iBims-1 depth-boundary errors in "
-        "pixels; `bokeh_*` compare the DoF render from predicted depth with the one from ground "
-        "truth. \"Numbers from\": test = `eval_test.json` (`--mode=eval`), last validation = "
-        "the last validation line of `metrics.jsonl`.", "",
+        "pixels; `bokeh_psnr` / `bokeh_ssim` compare the DoF render from predicted depth with the "
+        "one from ground-truth depth (network resolution, same lens); `bokeh_*_thin_lens` compare "
+        "the render from predicted depth (native resolution) with the exact thin-lens ground "
+        "truth of the synthetic `dof` scenes. \"Numbers from\": test = `eval_test.json` "
+        "(`--mode=eval`), last validation = the last validation line of `metrics.jsonl`.", "",
+        *_floor_sentence(runs),
         "## Runs", "", runs_table(runs), ""]
   if diffs:
     md += ["Config entries that differ between workdirs (besides seed and loss.arm):", ""]
@@ -610,8 +660,10 @@ def write_report(runs, out_dir, *, num_images=4, split="test", warnings=()):
     md += ["## Samples", "",
            f"The same {samples} {split} images for every arm (each arm's lowest-seed workdir): "
            "input, each arm's depth (AbsRel in the title), ground truth, each arm's DoF render "
-           "(PSNR against the render from ground truth in the title), the render from ground "
-           "truth.", "", "![samples](samples.png)", ""]
+           + ("(with the thin-lens ground truth's lens and focus; PSNR against it in the title), "
+              "the render from ground-truth depth, the thin-lens ground truth." if thin_lens else
+              "(PSNR against the render from ground truth in the title), the render from ground "
+              "truth."), "", "![samples](samples.png)", ""]
   if warnings or notes:
     md += ["## Warnings and notes", ""] + [f"- {w}" for w in warnings + notes] + [""]
   with open(os.path.join(out_dir, "README.md"), "w") as f:
@@ -619,6 +671,18 @@ def write_report(runs, out_dir, *, num_images=4, split="test", warnings=()):
   for w in warnings:
     _warn(w)
   return summary
+
+
+def _floor_sentence(runs):
+  """[markdown line, ''] on the renderer's own error against thin-lens ground truth, or []."""
+  values = {k: [r.final[k] for r in runs if k in r.final] for k in REFERENCE_METRICS}
+  if not all(values.values()):
+    return []
+  psnr, ssim = (float(np.mean(values[k])) for k in REFERENCE_METRICS)
+  return [f"The same renderer fed the *true* depth scores {psnr:.2f} dB PSNR / {ssim:.4f} SSIM "
+          "against the thin-lens ground truth (`thin_lens_floor_*`, the same for every arm): the "
+          "renderer's own error, the best any depth prediction can reach in "
+          "`bokeh_*_thin_lens`.", ""]
 
 
 def parse_args(argv):

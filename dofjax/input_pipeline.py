@@ -42,28 +42,36 @@ KNOWN_DATASETS = ("diml/lr", "diml/hr", "synthetic_rgbd/tiny", "synthetic_rgbd/q
                   "synthetic_rgbd/diml_lr_like", "synthetic_rgbd/dof_tiny", "synthetic_rgbd/dof")
 TRAIN_KEYS = ("image", "depth", "target", "mask")
 EVAL_KEYS = TRAIN_KEYS + ("image_full", "depth_full", "example_mask")
+# Eval keys of datasets with thin-lens ground truth (synthetic_rgbd/dof*), see `thin_lens_arrays`.
+THIN_LENS_KEYS = ("dof_full", "dof_focus_disparity", "dof_blur_scale_px")
 
 
 # ----------------------------------------------------------------------------------------------
 # Builders and data sources.
 
 
-def get_builder(config):
-  """The TFDS builder of config.dataset in config.data_dir (array_record format)."""
+def eval_dataset(config) -> str:
+  """The dataset evaluation reads: config.eval_dataset, or config.dataset when that is empty."""
+  return config.get("eval_dataset") or config.dataset
+
+
+def get_builder(config, dataset: Optional[str] = None):
+  """The TFDS builder of `dataset` (default config.dataset) in config.data_dir (array_record)."""
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   import tfds_diml  # pylint: disable=g-import-not-at-top,unused-import  (registers builders)
+  dataset = dataset or config.dataset
   try:
-    return tfds.builder(config.dataset, data_dir=config.data_dir, file_format="array_record")
+    return tfds.builder(dataset, data_dir=config.data_dir, file_format="array_record")
   except Exception as e:  # pylint: disable=broad-except
     if type(e).__name__ in ("DatasetNotFoundError", "DatasetVariantBlockedError") or isinstance(
         e, (ValueError, KeyError)):
-      raise UserError(f"Unknown dataset {config.dataset!r}; use one of: "
+      raise UserError(f"Unknown dataset {dataset!r}; use one of: "
                       f"{', '.join(KNOWN_DATASETS)}.") from e
     raise
 
 
-def prepare(config) -> None:
-  """Makes sure config.dataset is prepared (array_record) in config.data_dir.
+def prepare(config, dataset: Optional[str] = None) -> None:
+  """Makes sure `dataset` (default config.dataset) is prepared (array_record) in config.data_dir.
 
   Synthetic datasets are generated on the spot; DIML is built from config.manual_dir (DataError
   with the download instructions if that is unset, missing or empty, or if any file is bad).
@@ -73,34 +81,38 @@ def prepare(config) -> None:
   on one process first (two processes preparing the same folder at once would race).
   """
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  builder = get_builder(config)
+  dataset = dataset or config.dataset
+  builder = get_builder(config, dataset)
   if builder.is_prepared():
     return
   download_config = None
-  if config.dataset.startswith(DIML_PREFIX):
+  if dataset.startswith(DIML_PREFIX):
     from tfds_diml import diml  # pylint: disable=g-import-not-at-top
     manual_dir = diml.check_manual_dir(config.manual_dir)
     download_config = tfds.download.DownloadConfig(manual_dir=manual_dir)
-  logging.info("Preparing %s in %s.", config.dataset, builder.data_dir)
+  logging.info("Preparing %s in %s.", dataset, builder.data_dir)
   builder.download_and_prepare(download_config=download_config, file_format="array_record")
 
 
-def data_source(config, split: str):
-  """Random-access source of decoded examples of `split` (prepares the dataset if needed).
+def data_source(config, split: str, dataset: Optional[str] = None):
+  """Random-access source of decoded examples of `split` of `dataset` (default config.dataset;
+  prepared first if needed).
 
-  Each example: image uint8 (H, W, 3), depth uint16 (H, W, 1) millimetres, scene/stem bytes.
+  Each example: image uint8 (H, W, 3), depth uint16 (H, W, 1) millimetres, scene/stem bytes;
+  synthetic_rgbd/dof* also image_dof uint8 (H, W, 3) and the lens scalars (`thin_lens_arrays`).
   """
-  prepare(config)
-  builder = get_builder(config)
+  dataset = dataset or config.dataset
+  prepare(config, dataset)
+  builder = get_builder(config, dataset)
   try:
     source = builder.as_data_source(split=split)
   except Exception as e:  # pylint: disable=broad-except
     if isinstance(e, (ValueError, KeyError)) or "split" in str(e).lower():
-      raise UserError(f"Unknown split {split!r} of {config.dataset} ({e}); use train, "
+      raise UserError(f"Unknown split {split!r} of {dataset} ({e}); use train, "
                       "validation or test.") from e
     raise
   if len(source) == 0:  # pylint: disable=g-explicit-length-test
-    raise DataError(f"{builder.data_dir}: split {split!r} of {config.dataset} is empty.")
+    raise DataError(f"{builder.data_dir}: split {split!r} of {dataset} is empty.")
   return source
 
 
@@ -187,9 +199,32 @@ def train_example(example, rng, *, load_size, crop_size, flip, near, far):
   return network_arrays(image, depth_lib.millimetres_to_metres(depth_mm), near, far)
 
 
+def thin_lens_arrays(example):
+  """The thin-lens ground truth of a synthetic_rgbd/dof* example, for the bokeh error.
+
+  Returns {'dof_full': (H, W, 3) float32 sRGB in [0, 1], the view through the lens at native
+  resolution; 'dof_focus_disparity': float32 1/m, 1 / focus distance; 'dof_blur_scale_px':
+  float32 K such that the CoC radius in pixels is K |1/z - 1/z_f| (`scenes.thin_lens_blur_scale_px`,
+  at the frame's width)}.
+  """
+  from tfds_diml import scenes  # pylint: disable=g-import-not-at-top
+  image_dof = example["image_dof"]
+  if image_dof.shape != example["image"].shape:
+    raise DataError(f"Example {_name(example)}: image_dof {image_dof.shape} and image "
+                    f"{example['image'].shape} differ in size; re-prepare the dataset.")
+  k = scenes.thin_lens_blur_scale_px(
+      focal_length_mm=float(example["focal_length_mm"]),
+      sensor_width_mm=float(example["sensor_width_mm"]), f_number=float(example["f_number"]),
+      width=image_dof.shape[1])
+  return {"dof_full": image_dof.astype(np.float32) / np.float32(255.0),
+          "dof_focus_disparity": np.float32(1.0 / float(example["focus_distance_m"])),
+          "dof_blur_scale_px": np.float32(k)}
+
+
 def eval_example(example, *, size, near, far):
   """One decoded example -> the whole frame resized to size x size (no crop, no flip), plus the
-  native-resolution image_full in [0, 1] and depth_full in metres, and example_mask = 1."""
+  native-resolution image_full in [0, 1] and depth_full in metres, example_mask = 1, and the
+  `thin_lens_arrays` when the example has thin-lens ground truth."""
   image, depth_mm = _checked(example)
   out = network_arrays(resize_image(image, size, size),
                        depth_lib.millimetres_to_metres(resize_depth(depth_mm, size, size)),
@@ -197,6 +232,8 @@ def eval_example(example, *, size, near, far):
   out["image_full"] = image.astype(np.float32) / np.float32(255.0)
   out["depth_full"] = depth_lib.millimetres_to_metres(depth_mm)
   out["example_mask"] = np.float32(1.0)
+  if "image_dof" in example:
+    out.update(thin_lens_arrays(example))
   return out
 
 
@@ -329,6 +366,7 @@ class EvalIterable:
     self._transform = functools.partial(eval_example, size=size, near=near, far=far)
     self._name = name
     self._reference = None
+    self._thin_lens_max_radius = None
 
   def __len__(self):
     return len(self._indices) // self._local_batch
@@ -338,6 +376,25 @@ class EvalIterable:
     if self._reference is None:
       self._reference = self._transform(self._source[0])
     return self._reference
+
+  def thin_lens_max_radius_px(self) -> Optional[int]:
+    """The largest CoC radius (px, rounded up, >= 1) of the thin-lens ground truth over the whole
+    split, or None when the split has none. The same on every process (all examples are read),
+    so it can size the compiled DoF render of the bokeh error."""
+    if "dof_full" not in self._reference_example():
+      return None
+    if self._thin_lens_max_radius is None:
+      largest = 1.0
+      for i in range(len(self._source)):
+        example = self._source[i]
+        lens = thin_lens_arrays(example)
+        depth_m = depth_lib.millimetres_to_metres(example["depth"])
+        disparity = 1.0 / depth_m[depth_m > 0]
+        if disparity.size:
+          largest = max(largest, float(lens["dof_blur_scale_px"]) * float(
+              np.abs(disparity - lens["dof_focus_disparity"]).max()))
+      self._thin_lens_max_radius = int(math.ceil(largest))
+    return self._thin_lens_max_radius
 
   def _load(self, index):
     reference = self._reference_example()
@@ -368,12 +425,15 @@ def create_eval_iterator(config, split: str, *, process_index: Optional[int] = N
   'mask' (as in training, from the whole frame resized to S x S, no crop, no flip), plus
     'image_full'   (b, H, W, 3) float32 in [0, 1], native resolution;
     'depth_full'   (b, H, W, 1) float32 metres, native resolution, 0 = invalid;
-    'example_mask' (b,) float32, 1 = real example, 0 = padding.
+    'example_mask' (b,) float32, 1 = real example, 0 = padding;
+  and, where the data has thin-lens ground truth, THIN_LENS_KEYS (see `thin_lens_arrays`).
+  The split is read from `eval_dataset(config)`.
   """
   pi, pc = _process(process_index, process_count)
   global_batch = int(config.eval_batch_size)
   local_batch = _local_batch_size(global_batch, pc, "eval_batch_size")
-  source = data_source(config, split)
+  dataset = eval_dataset(config)
+  source = data_source(config, split, dataset)
   num_batches = math.ceil(len(source) / global_batch)
   if config.num_eval_batches is not None and config.num_eval_batches >= 0:
     num_batches = min(num_batches, int(config.num_eval_batches))
@@ -382,7 +442,7 @@ def create_eval_iterator(config, split: str, *, process_index: Optional[int] = N
   indices = [i if i < len(source) else -1 for i in indices]
   return EvalIterable(source, indices=indices, local_batch=local_batch,
                       size=int(config.image_size), near=float(config.depth_near_m),
-                      far=float(config.depth_far_m), name=f"{config.dataset}:{split}")
+                      far=float(config.depth_far_m), name=f"{dataset}:{split}")
 
 
 def to_global_batch(batch: Dict[str, np.ndarray], sharding) -> Dict[str, Any]:

@@ -32,6 +32,7 @@ from dofjax import errors
 from dofjax import layers
 from dofjax import losses
 from dofjax import models
+from dofjax import optim
 from dofjax import summaries
 
 PARALLELISMS = ("jit", "pmap")
@@ -64,9 +65,13 @@ class TrainState:
 def validate_config(config: ml_collections.ConfigDict) -> None:
   """Raises UserError naming the first invalid config value and how to fix it."""
   from dofjax import input_pipeline
-  if config.dataset not in input_pipeline.KNOWN_DATASETS:
-    raise errors.UserError(f"dataset={config.dataset!r} is unknown; use one of "
-                           f"{', '.join(input_pipeline.KNOWN_DATASETS)}.")
+  for field in ("dataset", "eval_dataset"):
+    name = config.get(field)
+    if (name or field == "dataset") and name not in input_pipeline.KNOWN_DATASETS:
+      raise errors.UserError(f"{field}={name!r} is unknown; use one of "
+                             f"{', '.join(input_pipeline.KNOWN_DATASETS)}"
+                             + (" (or '' for the training dataset)." if field != "dataset"
+                                else "."))
   losses.check_loss_config(config.loss)
   for field, allowed in (("parallelism", PARALLELISMS), ("test_time", TEST_TIMES),
                          ("on_nonfinite", ON_NONFINITE), ("compute_dtype", tuple(COMPUTE_DTYPES))):
@@ -146,28 +151,22 @@ def learning_rate_schedule(config):
       [config.lr_constant_steps])
 
 
-def make_optimizer(config):
-  """Adam(schedule, b1, b2) as the reference (PyTorch eps 1e-8) for each network."""
-  return optax.adam(learning_rate_schedule(config), b1=config.b1, b2=config.b2, eps=1e-8)
-
-
-def _init_net(module, tx, rng, x):
+def _init_net(module, rng, x):
   variables = module.init({"params": rng, "dropout": rng}, x, train=False)
   params = variables["params"]
   return NetState(params=params, batch_stats=variables.get("batch_stats", {}),
-                  opt_state=tx.init(params))
+                  opt_state=optim.adam_init(params))
 
 
 def create_train_state(config, rng) -> TrainState:
   """Freshly initialised TrainState (reference init) for inputs of config.image_size px."""
   gen, disc = make_models(config)
-  tx = make_optimizer(config)
   s = config.image_size
   g_rng, d_rng = jax.random.split(rng)
-  gen_state = _init_net(gen, tx, g_rng, jnp.zeros((1, s, s, 3), jnp.float32))
+  gen_state = _init_net(gen, g_rng, jnp.zeros((1, s, s, 3), jnp.float32))
   disc_state = None
   if disc is not None:
-    disc_state = _init_net(disc, tx, d_rng, jnp.zeros((1, s, s, 4), jnp.float32))
+    disc_state = _init_net(disc, d_rng, jnp.zeros((1, s, s, 4), jnp.float32))
   return TrainState(step=jnp.zeros((), jnp.int32), gen=gen_state, disc=disc_state,
                     nonfinite_skips=jnp.zeros((), jnp.int32))
 
@@ -180,14 +179,15 @@ def _all_finite(tree):
   return jnp.stack(leaves).all() if leaves else jnp.array(True)
 
 
-def _apply_update(tx, net: NetState, grads, new_batch_stats, ok) -> NetState:
-  """Adam step; keeps the old state everywhere when `ok` is False (non-finite step)."""
-  updates, new_opt = tx.update(grads, net.opt_state, net.params)
-  new_params = optax.apply_updates(net.params, updates)
+def _apply_update(config, net: NetState, grads, new_batch_stats, ok) -> NetState:
+  """Adam(schedule, b1, b2, eps 1e-8) as the reference; keeps the old state everywhere when `ok`
+  is False (non-finite step)."""
+  params, opt_state = optim.adam_update(net.params, grads, net.opt_state,
+                                        learning_rate=learning_rate_schedule(config),
+                                        b1=config.b1, b2=config.b2, eps=1e-8, apply=ok)
   keep = lambda new, old: jnp.where(ok, new, old)  # noqa: E731
-  return NetState(params=jax.tree_util.tree_map(keep, new_params, net.params),
-                  batch_stats=jax.tree_util.tree_map(keep, new_batch_stats, net.batch_stats),
-                  opt_state=jax.tree_util.tree_map(keep, new_opt, net.opt_state))
+  return NetState(params=params, opt_state=opt_state,
+                  batch_stats=jax.tree_util.tree_map(keep, new_batch_stats, net.batch_stats))
 
 
 def _pmean(tree, axis_name):
@@ -203,7 +203,6 @@ def train_step(state: TrainState, batch, rng, *, config, axis_name=None):
   reports metrics['nonfinite'] = 1.
   """
   gen, disc = make_models(config, axis_name)
-  tx = make_optimizer(config)
   arm, gan_mode = config.loss.arm, config.loss.gan_mode
   image, target, mask = batch["image"], batch["target"], batch["mask"]
   dropout_rng = jax.random.fold_in(rng, state.step)
@@ -239,7 +238,7 @@ def train_step(state: TrainState, batch, rng, *, config, axis_name=None):
         disc_loss_fn, has_aux=True)(state.disc.params)
     d_grads = _pmean(d_grads, axis_name)
     ok = ok & jnp.isfinite(d_loss) & _all_finite(d_grads)
-    new_disc = _apply_update(tx, state.disc, d_grads, _pmean(d_stats, axis_name), ok)
+    new_disc = _apply_update(config, state.disc, d_grads, _pmean(d_stats, axis_name), ok)
     metrics.update(d_loss=d_loss, d_real=d_real, d_fake=d_fake)
 
   def gen_loss_fn(fake_code):
@@ -268,7 +267,7 @@ def train_step(state: TrainState, batch, rng, *, config, axis_name=None):
   (g_grads,) = gen_vjp(d_fake_code)
   g_grads = _pmean(g_grads, axis_name)
   ok = ok & jnp.isfinite(g_loss) & _all_finite(g_grads)
-  new_gen = _apply_update(tx, state.gen, g_grads, _pmean(gen_batch_stats, axis_name), ok)
+  new_gen = _apply_update(config, state.gen, g_grads, _pmean(gen_batch_stats, axis_name), ok)
   if disc is not None:
     # The G step's D pass runs in train mode as in the reference, so its BN statistics move too.
     disc_batch_stats = _pmean(disc_stats_after_g, axis_name)
@@ -305,12 +304,14 @@ def predict_code(gen_state: NetState, image, rng, *, config):
   return gen.apply(variables, image, train=False)
 
 
-def eval_step(state: TrainState, batch, rng, *, config):
+def eval_step(state: TrainState, batch, rng, thin_lens_max_radius=None, *, config):
   """Per-batch sums of per-image metrics (weighted by batch['example_mask']) and their counts.
 
   Depth and boundary metrics compare the prediction, resized to the native ground truth
   ('depth_full'), with it (DESIGN.md section 6). The bokeh metrics compare DoF renders at the
-  network's resolution made with predicted and with true depth (same lens, same focus).
+  network's resolution made with predicted and with true depth (same lens, same focus). With
+  thin-lens ground truth in the batch (`thin_lens_max_radius`, static, set), also
+  `thin_lens_metrics`.
   Returns (sums: {name: sum, '_count_' + name: weight}, predicted code (N,S,S,1)).
   """
   from dofjax import dof
@@ -335,6 +336,8 @@ def eval_step(state: TrainState, batch, rng, *, config):
   render_pred = dof.render_for_preview(image01, pred_small, focus=focus)
   render_true = dof.render_for_preview(image01, true_small, focus=focus)
   groups.append(metrics_lib.bokeh_metrics_per_image(render_pred, render_true))
+  if thin_lens_max_radius is not None:
+    groups.append(thin_lens_metrics(batch, pred_full, thin_lens_max_radius))
   sums = {}
   for group in groups:
     w = weight * group.pop("valid").astype(jnp.float32)
@@ -343,6 +346,35 @@ def eval_step(state: TrainState, batch, rng, *, config):
       sums[name] = jnp.sum(jnp.where(w > 0, values, 0.0) * w)
       sums[f"_count_{name}"] = jnp.sum(w)
   return sums, code
+
+
+def thin_lens_metrics(batch, pred_full_m, max_radius):
+  """Bokeh error against the exact thin-lens ground truth (synthetic_rgbd/dof*), per image.
+
+  Renders the native-resolution photo ('image_full') with the lens and focus of its ground
+  truth ('dof_full', 'dof_focus_disparity', 'dof_blur_scale_px') from the predicted depth
+  pred_full_m (N, H, W) metres, and, for reference, from the true depth ('depth_full'; invalid
+  pixels take the prediction), and compares each with the ground truth.
+  Returns {'bokeh_psnr_thin_lens', 'bokeh_ssim_thin_lens' (render from predicted depth),
+  'thin_lens_floor_psnr', 'thin_lens_floor_ssim' (from true depth: the renderer's own error),
+  'valid'}, each (N,).
+  """
+  from dofjax import dof
+  from dofjax import metrics as metrics_lib
+
+  def render(depth_m):
+    return dof.render_disparity(batch["image_full"], 1.0 / jnp.maximum(depth_m, 1e-3),
+                                focus_disparity=batch["dof_focus_disparity"],
+                                blur_scale_px=batch["dof_blur_scale_px"],
+                                max_radius=float(max_radius))
+
+  gt = batch["depth_full"][..., 0]
+  truth = batch["dof_full"]
+  pred = metrics_lib.bokeh_metrics_per_image(render(pred_full_m), truth)
+  floor = metrics_lib.bokeh_metrics_per_image(render(jnp.where(gt > 0, gt, pred_full_m)), truth)
+  return {"bokeh_psnr_thin_lens": pred["bokeh_psnr"], "bokeh_ssim_thin_lens": pred["bokeh_ssim"],
+          "thin_lens_floor_psnr": floor["bokeh_psnr"], "thin_lens_floor_ssim": floor["bokeh_ssim"],
+          "valid": pred["valid"]}
 
 
 # ----------------------------------------------------------------------------- devices
@@ -413,13 +445,14 @@ def split_for_devices(local_batch: dict) -> dict:
 
 
 def compile_eval_step(config, mesh=None):
-  """eval_step compiled with jax.jit over `mesh` (batch on 'data')."""
+  """eval_step compiled with jax.jit over `mesh` (batch on 'data'); its 4th argument,
+  `thin_lens_max_radius`, is static (one compilation per value)."""
   mesh = mesh or make_mesh()
   replicated = NamedSharding(mesh, P())
   data = NamedSharding(mesh, P(DATA_AXIS))
   return jax.jit(functools.partial(eval_step, config=config),
                  in_shardings=(replicated, data, replicated),
-                 out_shardings=(replicated, data))
+                 out_shardings=(replicated, data), static_argnums=(3,))
 
 
 def global_batch(local_batch: dict, mesh) -> dict:
@@ -531,9 +564,11 @@ def evaluate(state, config, split, eval_fn, mesh, rng, num_batches=None, num_ima
   eval_config = config.copy_and_resolve_references()
   with eval_config.unlocked():
     eval_config.num_eval_batches = num_batches
-  for i, local in enumerate(input_pipeline.create_eval_iterator(eval_config, split)):
+  batches = input_pipeline.create_eval_iterator(eval_config, split)
+  thin_lens_max_radius = batches.thin_lens_max_radius_px()
+  for i, local in enumerate(batches):
     batch = global_batch(local, mesh)
-    batch_sums, code = eval_fn(state, batch, jax.random.fold_in(rng, i))
+    batch_sums, code = eval_fn(state, batch, jax.random.fold_in(rng, i), thin_lens_max_radius)
     for k, v in _fetch(batch_sums).items():
       if k.startswith("_count_"):
         counts[k[len("_count_"):]] = counts.get(k[len("_count_"):], 0.0) + float(v)
@@ -655,6 +690,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
                      f"interrupted save left in {workdir}/checkpoints: {', '.join(leftovers)}.")
   checkpointing.record_config(workdir, config, bool(manager.all_steps()), write=is_chief)
   input_pipeline.prepare(config)
+  input_pipeline.prepare(config, input_pipeline.eval_dataset(config))  # Fails before training.
 
   init_rng, train_rng, eval_rng = jax.random.split(jax.random.key(config.seed), 3)
   start, state, data_state = checkpointing.restore_latest(
@@ -781,11 +817,12 @@ def evaluate_checkpoint(config, workdir, split="test"):
   manager.close()
   if state is None:
     raise errors.UserError(f"No checkpoint in {workdir}/checkpoints could be restored.")
-  input_pipeline.prepare(config)
+  input_pipeline.prepare(config, input_pipeline.eval_dataset(config))
   eval_rng = jax.random.split(jax.random.key(config.seed), 3)[2]
   metrics, _ = evaluate(state, config, split, compile_eval_step(config, mesh), mesh, eval_rng,
                         num_batches=-1)
-  result = {"step": int(step), "split": split, "test_time": config.test_time, "metrics": metrics}
+  result = {"step": int(step), "split": split, "dataset": input_pipeline.eval_dataset(config),
+            "test_time": config.test_time, "metrics": metrics}
   if jax.process_index() == 0:
     checkpointing.atomic_write_text(epath.Path(workdir) / f"eval_{split}.json",
                                     json.dumps(result, indent=2, sort_keys=True))

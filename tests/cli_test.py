@@ -62,6 +62,7 @@ def test_train_writes_checkpoint_summaries_samples_then_resumes(tmp_path, synthe
   with open(os.path.join(workdir, "eval_test.json")) as f:
     result = json.load(f)
   assert result["step"] == 6 and result["split"] == "test"
+  assert result["dataset"] == "synthetic_rgbd/tiny"
   assert 0 < result["metrics"]["abs_rel"] < 10
 
 
@@ -69,6 +70,7 @@ def test_train_writes_checkpoint_summaries_samples_then_resumes(tmp_path, synthe
     ("--config.loss.arm=wgan", "loss.arm='wgan' is not one of"),
     ("--config.model.norm=group", "model.norm='group' is not one of"),
     ("--config.dataset=nyu", "dataset='nyu' is unknown"),
+    ("--config.eval_dataset=nyu", "eval_dataset='nyu' is unknown"),
     ("--config.image_size=48", "image_size=48 is not divisible by 2**model.num_downs = 32"),
 ])
 def test_bad_config_values_exit_2_with_one_clear_line(tmp_path, override, message):

@@ -220,6 +220,7 @@ def test_samples_figure_on_real_tiny_workdirs(tmp_path, synthetic_data_dir):
     config.data_dir = synthetic_data_dir
     config.num_samples = 0
     config.loss.arm = arm
+    config.eval_dataset = "synthetic_rgbd/dof_tiny"  # Thin-lens ground truth: its bokeh error.
     w = str(tmp_path / arm)
     train.train_and_evaluate(config, w)
     train.evaluate_checkpoint(config, w, split="test")
@@ -230,3 +231,11 @@ def test_samples_figure_on_real_tiny_workdirs(tmp_path, synthetic_data_dir):
   assert "samples.png skipped" not in md, md
   assert os.path.getsize(os.path.join(out, "samples.png")) > 10_000
   assert os.path.isfile(os.path.join(out, "curves.png"))
+  assert "synthetic_rgbd/tiny (evaluated on synthetic_rgbd/dof_tiny)" in md, md
+  assert "bokeh_psnr_thin_lens ↑" in md and "against the thin-lens ground truth" in md, md
+  assert "thin-lens ground truth's lens and focus" in md, md
+  assert "thin_lens_floor_psnr ↑" not in md, md  # A sentence, not a column.
+  for w in workdirs:
+    result = json.load(open(os.path.join(w, "eval_test.json")))
+    assert result["dataset"] == "synthetic_rgbd/dof_tiny"
+    assert {"bokeh_psnr_thin_lens", "thin_lens_floor_psnr"} <= set(result["metrics"])

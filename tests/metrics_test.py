@@ -292,3 +292,38 @@ def test_psnr_known_values():
   assert float(metrics.psnr(a, a)) == metrics.PSNR_CAP_DB
   bm = metrics.bokeh_metrics_per_image(a, b)
   assert set(bm) == {"bokeh_psnr", "bokeh_ssim", "valid"}
+
+
+# ------------------------------------------------------------------------------------------------
+# Bokeh error against the thin-lens ground truth of synthetic_rgbd/dof_tiny (the eval path).
+
+
+def test_thin_lens_bokeh_error_on_dof_tiny(synthetic_data_dir):
+  """eval batches of a dataset with thin-lens ground truth carry it; the render from true depth
+  is closer to it than the sharp photo is (the renderer reproduces real defocus), a perfect
+  prediction scores exactly that floor, and a wrong depth scores lower."""
+  from configs import tiny
+  from dofjax import input_pipeline
+  from dofjax import train
+  config = tiny.get_config()
+  config.data_dir = synthetic_data_dir
+  config.eval_dataset = "synthetic_rgbd/dof_tiny"
+  batches = input_pipeline.create_eval_iterator(config, "test")
+  max_radius = batches.thin_lens_max_radius_px()
+  batch = next(iter(batches))
+  assert set(input_pipeline.THIN_LENS_KEYS) <= set(batch)
+  assert batch["dof_full"].shape == batch["image_full"].shape
+  assert max_radius >= 2  # dof_tiny's test frames have CoC radii of 2-3 px.
+  gt = jnp.asarray(batch["depth_full"][..., 0])
+  assert bool(jnp.all(gt > 0))
+  jbatch = jax.tree_util.tree_map(jnp.asarray, batch)
+  perfect = train.thin_lens_metrics(jbatch, gt, max_radius)
+  np.testing.assert_allclose(perfect["bokeh_psnr_thin_lens"], perfect["thin_lens_floor_psnr"])
+  sharp = metrics.psnr_per_image(jbatch["image_full"], jbatch["dof_full"])
+  assert bool(jnp.all(perfect["thin_lens_floor_psnr"] > sharp + 0.5)), (
+      perfect["thin_lens_floor_psnr"], sharp)
+  assert bool(jnp.all(perfect["thin_lens_floor_ssim"] > 0.9))
+  # Everything 0.6 m from the camera (the frames are focused at 5-6 m): far too much blur.
+  wrong = train.thin_lens_metrics(jbatch, jnp.full_like(gt, 0.6), max_radius)
+  assert bool(jnp.all(wrong["bokeh_psnr_thin_lens"] < perfect["bokeh_psnr_thin_lens"] - 1.0)), (
+      wrong["bokeh_psnr_thin_lens"], perfect["bokeh_psnr_thin_lens"])

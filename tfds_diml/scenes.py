@@ -549,6 +549,19 @@ def render_thin_lens(scene: Scene, height: int, width: int, *, focus_distance_m:
   return linear_to_srgb(total / num_samples)
 
 
+def thin_lens_blur_scale_px(*, focal_length_mm: float, sensor_width_mm: float, f_number: float,
+                            width: int) -> float:
+  """Blur scale K of `render_thin_lens`: CoC radius in pixels per 1/m of disparity from focus.
+
+  K = A * fx_px / 2 with A = focal_length / f_number (metres) and
+  fx_px = focal_length_mm / sensor_width_mm * width, so radius_px = K |1/z_f - 1/z|: the form
+  `dofjax.dof.render_disparity` takes (without dofjax.dof.blur_scale_px's z_f / (z_f - f)
+  factor, which this camera omits; see the module docstring).
+  """
+  aperture_m = focal_length_mm / 1000.0 / f_number
+  return 0.5 * aperture_m * (focal_length_mm / sensor_width_mm * width)
+
+
 def coc_diameter_px(scene: Scene, depth_m, width: int, *, focus_distance_m: float,
                     f_number: float):
   """Circle-of-confusion diameter in pixels that `render_thin_lens` produces at depth_m.
@@ -556,7 +569,7 @@ def coc_diameter_px(scene: Scene, depth_m, width: int, *, focus_distance_m: floa
   c_px = (focal_length / f_number) * fx_px * |1/focus_distance_m - 1/depth_m|, with
   fx_px = focal_length_mm / sensor_width_mm * width. depth_m: metres, any shape (> 0).
   """
-  cam = scene.camera
-  aperture_m = cam.focal_length_mm / 1000.0 / f_number
-  fx = cam.focal_length_mm / cam.sensor_width_mm * width
-  return aperture_m * fx * np.abs(1.0 / focus_distance_m - 1.0 / np.asarray(depth_m))
+  k = thin_lens_blur_scale_px(focal_length_mm=scene.camera.focal_length_mm,
+                              sensor_width_mm=scene.camera.sensor_width_mm, f_number=f_number,
+                              width=width)
+  return 2.0 * k * np.abs(1.0 / focus_distance_m - 1.0 / np.asarray(depth_m))
