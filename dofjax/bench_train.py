@@ -14,6 +14,8 @@ Examples:
   python -m dofjax.benchmark train --config=configs/base.py --steps=10
   python -m dofjax.benchmark train --config=configs/base.py --config.batch_size=8 --steps=5
   python -m dofjax.benchmark train --config=configs/base.py --part=generator_fwdbwd
+  python -m dofjax.benchmark train --config=configs/base.py --config.compute_dtype=bfloat16 \
+      --config.batch_size=64 --steps=20      # on a GPU: also the fraction of the bf16 peak
 """
 
 import json
@@ -30,6 +32,21 @@ import numpy as np
 from dofjax import errors
 
 PARTS = ("step", "generator_fwd", "generator_fwdbwd")
+# Dense bfloat16 matrix rate per chip (TFLOP/s, vendor data sheets), by device_kind substring;
+# the first match counts, so more specific names come first.
+PEAK_BF16_TFLOPS = (("H100 PCIe", 756.0), ("H100", 989.0), ("H200", 989.0), ("A100", 312.0),
+                    ("L4", 121.0), ("TPU v4", 275.0), ("TPU v5 lite", 197.0),
+                    ("TPU v5e", 197.0), ("TPU v5p", 459.0), ("TPU v5", 459.0),
+                    ("TPU v6 lite", 918.0), ("TPU v6e", 918.0))
+
+
+def peak_bf16_tflops(device_kind: str):
+  """The chip's dense bfloat16 matrix rate in TFLOP/s from PEAK_BF16_TFLOPS, or None (CPUs and
+  chips not listed: pass --peak_tflops)."""
+  for name, tflops in PEAK_BF16_TFLOPS:
+    if name.lower() in device_kind.lower():
+      return tflops
+  return None
 
 
 def _parse(argv):
@@ -41,13 +58,17 @@ def _parse(argv):
   flags.DEFINE_integer("steps", 10, "Timed calls.", flag_values=fv)
   flags.DEFINE_integer("warmup", 2, "Untimed calls after compilation.", flag_values=fv)
   flags.DEFINE_enum("part", "step", PARTS, "What to time.", flag_values=fv)
+  flags.DEFINE_float("peak_tflops", 0.0, "The chip's dense bf16 matrix rate (TFLOP/s) for "
+                     "'fraction_of_peak'; 0 = look it up by device kind (GPUs/TPUs listed in "
+                     "PEAK_BF16_TFLOPS).", flag_values=fv)
   try:
     fv(list(argv))
   except flags.Error as e:
     raise errors.UserError(str(e)) from e
-  if fv.steps <= 0 or fv.warmup < 0:
-    raise errors.UserError(f"--steps={fv.steps} must be > 0 and --warmup={fv.warmup} >= 0.")
-  return config.value, fv.steps, fv.warmup, fv.part
+  if fv.steps <= 0 or fv.warmup < 0 or fv.peak_tflops < 0:
+    raise errors.UserError(f"--steps={fv.steps} must be > 0, --warmup={fv.warmup} >= 0 and "
+                           f"--peak_tflops={fv.peak_tflops} >= 0.")
+  return config.value, fv.steps, fv.warmup, fv.part, fv.peak_tflops
 
 
 def synthetic_batch(batch_size: int, size: int, seed: int = 0) -> dict:
@@ -132,8 +153,12 @@ def _build_generator(config, batch, rng, backward: bool):
   return compiled, lambda: compiled(variables["params"], image)
 
 
-def run(config, steps: int, warmup: int, part: str) -> dict:
-  """Compiles and times `part` for `config`; returns the figures (also printed)."""
+def run(config, steps: int, warmup: int, part: str, peak_tflops: float = 0.0) -> dict:
+  """Compiles and times `part` for `config`; returns the figures (also printed).
+
+  fraction_of_peak = achieved FLOP/s per device / the chip's dense bf16 rate (`peak_tflops`, or
+  looked up by device kind; None when unknown, e.g. on CPUs).
+  """
   from dofjax import layers
   impl = layers.resolve_impl(config.model.conv_impl)
   batch = synthetic_batch(config.batch_size, config.image_size, config.seed)
@@ -148,6 +173,9 @@ def run(config, steps: int, warmup: int, part: str) -> dict:
   flops = _flops(compiled)
   peak, peak_source = _peak_memory()
   median = float(np.median(times))
+  peak_tflops = peak_tflops or peak_bf16_tflops(jax.devices()[0].device_kind)
+  # Cost analysis counts one device's program; the mesh runs one such program per device.
+  fraction = flops / median / (peak_tflops * 1e12) if peak_tflops else None
   result = {
       "part": part,
       "backend": jax.default_backend(),
@@ -164,6 +192,9 @@ def run(config, steps: int, warmup: int, part: str) -> dict:
       "images_per_second": config.batch_size / median,
       "gflop_per_step": flops / 1e9,
       "gflop_per_second": flops / 1e9 / median,
+      "num_devices": jax.device_count(),
+      "peak_bf16_tflops": peak_tflops,
+      "fraction_of_peak": fraction,
       "compile_seconds": compile_s,
       "peak_memory_bytes": peak,
       "peak_memory_source": peak_source,
@@ -177,6 +208,9 @@ def run(config, steps: int, warmup: int, part: str) -> dict:
   print(f"  images/s: {result['images_per_second']:.2f}")
   print(f"  GFLOP/step (XLA cost analysis): {result['gflop_per_step']:.2f}; achieved "
         f"{result['gflop_per_second']:.1f} GFLOP/s")
+  if fraction is not None:
+    print(f"  fraction of the chip's dense bf16 rate ({peak_tflops:g} TFLOP/s): "
+          f"{100 * fraction:.1f} %")
   print(f"  peak memory: {peak / 2**20:.0f} MiB ({peak_source})")
   return result
 
@@ -184,8 +218,8 @@ def run(config, steps: int, warmup: int, part: str) -> dict:
 def main(argv=None):
   """Entry point for `python -m dofjax.benchmark train`; prints a JSON line last."""
   argv = list(sys.argv if argv is None else argv)
-  config, steps, warmup, part = _parse(argv)
-  result = run(config, steps, warmup, part)
+  config, steps, warmup, part, peak_tflops = _parse(argv)
+  result = run(config, steps, warmup, part, peak_tflops)
   print(json.dumps(result))
   return result
 
