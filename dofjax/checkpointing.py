@@ -17,6 +17,7 @@ are moved to W/unusable_checkpoints (so that the run can save those steps again)
 import datetime
 import json
 import logging
+import os
 import sys
 import warnings
 
@@ -95,6 +96,10 @@ def make_manager(workdir, keep: int, read_only: bool = False) -> ocp.CheckpointM
   options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=not read_only,
                                          cleanup_tmp_directories=not read_only,
                                          enable_async_checkpointing=True)
+  # Orbax refuses relative paths (when it first saves), so a local workdir is made absolute.
+  workdir = str(workdir)
+  if "://" not in workdir:
+    workdir = os.path.abspath(workdir)
   return ocp.CheckpointManager(epath.Path(workdir) / "checkpoints", options=options,
                                item_names=("state", "data"))
 

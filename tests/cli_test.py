@@ -66,6 +66,23 @@ def test_train_writes_checkpoint_summaries_samples_then_resumes(tmp_path, synthe
   assert 0 < result["metrics"]["abs_rel"] < 10
 
 
+def test_relative_workdir_saves_checkpoints_and_evaluates(tmp_path, synthetic_data_dir):
+  """The README's commands pass relative workdirs (orbax itself only takes absolute paths)."""
+  env = dict(os.environ, PYTHONPATH=ROOT)
+  env.pop("JAX_NUM_CPU_DEVICES", None)
+  args = [sys.executable, "-m", "dofjax.main", f"--config={ROOT}/configs/tiny.py",
+          "--workdir=runs/w", f"--config.data_dir={synthetic_data_dir}",
+          "--config.num_train_steps=2", "--config.lr_constant_steps=1",
+          "--config.checkpoint_every_steps=1", "--config.num_samples=0"]
+  for extra in ([], ["--mode=eval"]):
+    result = subprocess.run(args + extra, cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+  assert sorted(os.listdir(tmp_path / "runs" / "w" / "checkpoints")) == ["1", "2"]
+  assert json.loads((tmp_path / "runs" / "w" / "eval_test.json").read_text())["step"] == 2
+
+
 @pytest.mark.parametrize("override, message", [
     ("--config.loss.arm=wgan", "loss.arm='wgan' is not one of"),
     ("--config.model.norm=group", "model.norm='group' is not one of"),

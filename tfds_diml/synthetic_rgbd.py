@@ -132,7 +132,7 @@ class SyntheticRgbd(tfds.core.GeneratorBasedBuilder):
                       height=48, width=64, num_train=2, num_validation=2, num_test=2,
                       views_per_scene=2, thin_lens=ThinLens(f_number=0.25, num_samples=16)),
       # The eval data of the `:synthetic` ablation arms: CoC radii up to ~10 px, 128 aperture
-      # samples (< 2 px apart on the widest discs). Its rooms are those of quickstart's splits.
+      # samples (< 2 px apart on the widest discs).
       SyntheticConfig(name="dof", description="192x256 px thin-lens renders, f/0.25, 128 samples.",
                       height=192, width=256, num_train=8, num_validation=8, num_test=32,
                       views_per_scene=2, thin_lens=ThinLens(f_number=0.25, num_samples=128)),
