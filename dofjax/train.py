@@ -65,13 +65,13 @@ class TrainState:
 def validate_config(config: ml_collections.ConfigDict) -> None:
   """Raises UserError naming the first invalid config value and how to fix it."""
   from dofjax import input_pipeline
-  for field in ("dataset", "eval_dataset"):
-    name = config.get(field)
-    if (name or field == "dataset") and name not in input_pipeline.KNOWN_DATASETS:
-      raise errors.UserError(f"{field}={name!r} is unknown; use one of "
-                             f"{', '.join(input_pipeline.KNOWN_DATASETS)}"
-                             + (" (or '' for the training dataset)." if field != "dataset"
-                                else "."))
+  known = ", ".join(input_pipeline.KNOWN_DATASETS)
+  if config.dataset not in input_pipeline.KNOWN_DATASETS:
+    raise errors.UserError(f"dataset={config.dataset!r} is unknown; use one of {known}.")
+  eval_name = config.get("eval_dataset")
+  if eval_name and eval_name not in input_pipeline.KNOWN_DATASETS:
+    raise errors.UserError(f"eval_dataset={eval_name!r} is unknown; use one of {known} (or '' "
+                           "for the training dataset).")
   losses.check_loss_config(config.loss)
   for field, allowed in (("parallelism", PARALLELISMS), ("test_time", TEST_TIMES),
                          ("on_nonfinite", ON_NONFINITE), ("compute_dtype", tuple(COMPUTE_DTYPES))):
