@@ -677,13 +677,21 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
 
   Returns the final TrainState. Summaries go to W (TensorBoard), W/metrics.jsonl and stdout.
   """
-  from dofjax import input_pipeline
   validate_config(config)
   is_chief = jax.process_index() == 0
   workdir = prepare_workdir(workdir, config)
   mesh = make_mesh()
   leftovers = checkpointing.incomplete_checkpoints(workdir)
   manager = checkpointing.make_manager(workdir, config.keep_checkpoints)  # Removes leftovers.
+  try:
+    return _train_with_manager(config, workdir, manager, mesh, is_chief, leftovers)
+  finally:
+    manager.close()  # Also on errors: an unclosed manager's threads print tracebacks at exit.
+
+
+def _train_with_manager(config, workdir, manager, mesh, is_chief, leftovers):
+  """train_and_evaluate once W/checkpoints is open (the caller closes `manager`)."""
+  from dofjax import input_pipeline
   progress = summaries.Progress(config.num_train_steps, 0, enabled=is_chief)
   if leftovers:
     progress.message(f"warning: removing {len(leftovers)} incomplete checkpoint folder(s) that an "
@@ -782,7 +790,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
     progress.message(f"Already trained to step {start} (num_train_steps={total}); nothing to do. "
                      "Raise --config.num_train_steps to train longer.")
   writer.close()
-  manager.close()
   return state
 
 
@@ -813,8 +820,10 @@ def evaluate_checkpoint(config, workdir, split="test"):
     raise errors.UserError(f"No checkpoint in {workdir}/checkpoints; train first with the same "
                            "--workdir.")
   manager = checkpointing.make_manager(workdir, config.keep_checkpoints, read_only=True)
-  step, state, _ = checkpointing.restore_latest(manager, abstract_state(config, mesh))
-  manager.close()
+  try:
+    step, state, _ = checkpointing.restore_latest(manager, abstract_state(config, mesh))
+  finally:
+    manager.close()
   if state is None:
     raise errors.UserError(f"No checkpoint in {workdir}/checkpoints could be restored.")
   input_pipeline.prepare(config, input_pipeline.eval_dataset(config))
