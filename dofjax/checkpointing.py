@@ -1,20 +1,22 @@
 """Checkpoints (orbax, async, atomic) and the record of each run's resolved config.
 
-Layout in the workdir W:
+Layout in the workdir W (the rest of W is described in `dofjax.workdir`):
   W/checkpoints/<step>/state  the TrainState pytree (orbax StandardSave)
   W/checkpoints/<step>/data   the input iterator's state (JSON)
   W/unusable_checkpoints/     checkpoints that failed to restore, moved here (never deleted)
-  W/config.json               the resolved config of the latest run
-  W/runs/<time>.json          every run's resolved config, never overwritten
 
 Orbax writes each checkpoint to `<step>.orbax-checkpoint-tmp-<time>` and renames it to `<step>`
 when complete, so a killed process never leaves a checkpoint that looks complete; the next
 training run reports such leftovers and removes them. A checkpoint that fails to restore is
 reported and the next older one is tried; once an older one restores, the unusable newer ones
-are moved to W/unusable_checkpoints (so that the run can save those steps again).
+are moved to W/unusable_checkpoints (so that the run can save those steps again). Only a
+checkpoint whose own files are missing, truncated or unparseable counts as damaged; an error of
+the environment (permission denied, out of memory, an unreachable bucket) stops with one message
+and moves nothing.
 """
 
 import datetime
+import errno
 import json
 import logging
 import os
@@ -29,61 +31,6 @@ from dofjax import errors
 
 # What orbax appends to the folder name of a checkpoint that is still being written.
 TMP_MARK = ".orbax-checkpoint-tmp"
-
-# Config fields that change parameter shapes: resuming with a different value cannot work.
-SHAPE_FIELDS = ("model.ngf", "model.num_downs", "model.norm", "model.ndf", "model.n_layers",
-                "model.disc_norm")
-
-
-def _get(flat: dict, dotted: str):
-  node = flat
-  for part in dotted.split("."):
-    if not isinstance(node, dict) or part not in node:
-      return None
-    node = node[part]
-  return node
-
-
-def _shape_signature(config_dict: dict) -> dict:
-  from dofjax import losses
-  sig = {f: _get(config_dict, f) for f in SHAPE_FIELDS}
-  arm = _get(config_dict, "loss.arm")
-  sig["has_discriminator"] = losses.uses_discriminator(arm) if arm else None
-  return sig
-
-
-def record_config(workdir, config, has_checkpoints: bool, write: bool = True) -> None:
-  """Writes W/config.json and W/runs/<time>.json; refuses a shape-changing config on resume.
-
-  Raises UserError when W already has checkpoints made with a config whose model shapes differ.
-  """
-  workdir = epath.Path(workdir)
-  new = json.loads(config.to_json_best_effort())
-  previous_path = workdir / "config.json"
-  if has_checkpoints and previous_path.exists():
-    old = json.loads(previous_path.read_text())
-    old_sig, new_sig = _shape_signature(old), _shape_signature(new)
-    diffs = [f"{k}: {old_sig[k]!r} -> {new_sig[k]!r}" for k in new_sig if old_sig[k] != new_sig[k]]
-    if diffs:
-      raise errors.UserError(
-          f"{workdir} holds checkpoints of a model with other shapes ({'; '.join(diffs)}). "
-          "Resume with the original config, or use a new --workdir.")
-  if not write:
-    return
-  text = json.dumps(new, indent=2, sort_keys=True)
-  stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
-  (workdir / "runs").mkdir(parents=True, exist_ok=True)
-  (workdir / "runs" / f"{stamp}.json").write_text(text)
-  atomic_write_text(previous_path, text)
-
-
-def atomic_write_text(path, text: str) -> None:
-  """Writes `text` to path.tmp, then replaces `path` with it: never a half-written file."""
-  path = epath.Path(path)
-  tmp = path.parent / (path.name + ".tmp")
-  tmp.write_text(text)
-  tmp.replace(path)
-
 
 def make_manager(workdir, keep: int, read_only: bool = False) -> ocp.CheckpointManager:
   """An async CheckpointManager over W/checkpoints keeping the newest `keep` checkpoints.
@@ -249,22 +196,76 @@ def _silence_stray_reads() -> None:
                           category=RuntimeWarning, module=r"orbax\.")
 
 
-def restore_latest(manager, abstract_state, log=print, move_unusable: bool = False):
+# Errors of the environment, not of a checkpoint's files: the run stops and nothing is moved.
+_ENVIRONMENT_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.ENOMEM, errno.ENOSPC,
+                                 errno.EIO, errno.EROFS, errno.ETIMEDOUT, errno.ECONNREFUSED,
+                                 errno.ECONNRESET, errno.EHOSTUNREACH, errno.ENETUNREACH})
+
+
+def _unreadable_file(directory):
+  """The first file under a local checkpoint folder that this process may not read, or None."""
+  if "://" in str(directory):
+    return None
+  for root, _, files in os.walk(str(directory)):
+    for name in files:
+      path = os.path.join(root, name)
+      if not os.access(path, os.R_OK):
+        return path
+  return None
+
+
+def _environment_error(step, directory, e):
+  """A UserError for a restore that failed because of the environment, or None when the
+  failure says the checkpoint's files themselves are damaged (missing, truncated, unparseable)."""
+  where = f"the checkpoint at step {step} in {directory}"
+  if isinstance(e, MemoryError):
+    return errors.UserError(f"Out of memory while restoring {where}. Nothing was moved; free "
+                            "memory (or use a machine with more) and run again.")
+  if isinstance(e, OSError) and e.errno in _ENVIRONMENT_ERRNOS or isinstance(
+      e, (PermissionError, ConnectionError, TimeoutError)):
+    return errors.UserError(f"Cannot read {where} ({type(e).__name__}: {e}). Nothing was moved; "
+                            "fix the storage or its permissions and run again.")
+  unreadable = _unreadable_file(epath.Path(directory) / str(step))
+  if unreadable:
+    return errors.UserError(f"Cannot read {where}: permission denied for {unreadable}. Nothing "
+                            "was moved; fix the permissions and run again.")
+  return None
+
+
+# What a damaged checkpoint raises when orbax or tensorstore reads it: missing files or folders,
+# truncated or unparseable data (tensorstore and JSON report those as ValueError).
+_DAMAGE_ERRORS = (FileNotFoundError, NotADirectoryError, IsADirectoryError, ValueError, KeyError,
+                  EOFError, OSError)
+
+
+def _shape_error(manager, step, mismatch, config_changes):
+  explain = f" ({'; '.join(config_changes)})" if config_changes else f" ({mismatch})"
+  return errors.UserError(
+      f"{epath.Path(manager.directory).parent} holds checkpoints of a model with other shapes"
+      f"{explain}: the checkpoint at step {step} does not fit this config. Resume with the "
+      "config that made it (each run's config is in W/runs/), or use a new --workdir.")
+
+
+def restore_latest(manager, abstract_state, log=print, move_unusable: bool = False,
+                   config_changes=()):
   """Restores the newest checkpoint that restores cleanly.
 
-  A checkpoint that fails to restore is reported and the next older one is tried. With
-  `move_unusable` (training), the failed ones are then moved to W/unusable_checkpoints so that
-  their steps can be saved again; otherwise they are left in place.
+  A damaged checkpoint (files missing, truncated or unparseable) is reported and the next older
+  one is tried. With `move_unusable` (training), the damaged ones are then moved to
+  W/unusable_checkpoints so that their steps can be saved again; otherwise they are left.
 
   Args:
     manager: from make_manager.
     abstract_state: a pytree of jax.ShapeDtypeStruct (with shardings) like the saved state.
     log: where to report skipped checkpoints.
-    move_unusable: move the checkpoints that failed to restore out of W/checkpoints.
+    move_unusable: move the damaged checkpoints out of W/checkpoints.
+    config_changes: 'field: old -> new' lines (workdir.model_config_changes) that explain a
+      shape mismatch in the error message.
   Returns:
     (step, state, data_state) or (None, None, None) when there is no usable checkpoint.
   Raises:
-    UserError: a checkpoint holds a state of other shapes (another config made it).
+    UserError: a checkpoint holds a state of other shapes (another config made it), or the
+      environment keeps a checkpoint from being read (nothing is moved then).
   """
   _silence_stray_reads()  # Now: the noise can come before a failed restore returns.
   failed = []
@@ -272,16 +273,16 @@ def restore_latest(manager, abstract_state, log=print, move_unusable: bool = Fal
   for step in sorted(manager.all_steps(), reverse=True):
     mismatch = _shape_mismatch(manager, step, abstract_state)  # Before restore: no noisy failure.
     if mismatch:
-      raise errors.UserError(
-          f"The checkpoint at step {step} in {manager.directory} holds a model of other "
-          f"shapes than this config ({mismatch}). Resume with the config that made it (each "
-          "run's config is in W/runs/), or use a new --workdir.")
+      raise _shape_error(manager, step, mismatch, config_changes)
     try:
       restored = manager.restore(step, args=ocp.args.Composite(
           state=ocp.args.StandardRestore(abstract_state), data=ocp.args.JsonRestore()))
       result = (step, restored["state"], restored["data"])
       break
-    except Exception as e:  # noqa: BLE001 -- any failure means this checkpoint is unusable.
+    except (_DAMAGE_ERRORS + (MemoryError,)) as e:
+      environment = _environment_error(step, manager.directory, e)
+      if environment is not None:
+        raise environment from None
       first_line = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
       log(f"warning: the checkpoint at step {step} in {manager.directory} could not be restored "
           f"({type(e).__name__}: {first_line}); trying an older one.")
@@ -293,6 +294,23 @@ def restore_latest(manager, abstract_state, log=print, move_unusable: bool = Fal
   if failed and result[0] is None:
     log("warning: no checkpoint could be restored; starting from scratch.")
   return result
+
+
+def restore_for_inference(workdir, abstract_state):
+  """(step, TrainState) of the newest restorable checkpoint in W, read-only (nothing created,
+  moved or removed; safe beside a running training job). UserError if there is none."""
+  if latest_step(workdir) is None:
+    raise errors.UserError(f"No checkpoint in {workdir}/checkpoints; train first, e.g. "
+                           "python -m dofjax.main --config=configs/quickstart.py "
+                           f"--workdir={workdir}")
+  manager = make_manager(workdir, keep=1, read_only=True)
+  try:
+    step, state, _ = restore_latest(manager, abstract_state)
+  finally:
+    manager.close()
+  if state is None:
+    raise errors.UserError(f"No checkpoint in {workdir}/checkpoints could be restored.")
+  return step, state
 
 
 def latest_step(workdir):

@@ -1,43 +1,25 @@
 """Depth from a trained workdir: load the latest checkpoint and predict metres for any photo."""
 
 import functools
-import json
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
-from etils import epath
 
 from dofjax import checkpointing
 from dofjax import depth as depth_lib
 from dofjax import errors
-
-
-def load_config(workdir) -> ml_collections.ConfigDict:
-  """The resolved config recorded in W/config.json; UserError if W has none."""
-  path = epath.Path(workdir) / "config.json"
-  if not path.exists():
-    raise errors.UserError(f"{workdir} is not a dofjax workdir (no config.json); pass the "
-                           "--workdir of a training run.")
-  return ml_collections.ConfigDict(json.loads(path.read_text()))
+from dofjax import parallel
+from dofjax import steps
+from dofjax import workdir as workdir_lib
 
 
 def load_generator(workdir):
-  """(config, generator NetState, step) from the newest restorable checkpoint in W."""
-  from dofjax import train
-  config = load_config(workdir)
-  if checkpointing.latest_step(workdir) is None:
-    raise errors.UserError(f"No checkpoint in {workdir}/checkpoints; train first, e.g. "
-                           f"python -m dofjax.main --config=configs/quickstart.py --workdir={workdir}")
-  mesh = train.make_mesh()
-  manager = checkpointing.make_manager(workdir, keep=config.keep_checkpoints, read_only=True)
-  try:
-    step, state, _ = checkpointing.restore_latest(manager, train.abstract_state(config, mesh))
-  finally:
-    manager.close()
-  if state is None:
-    raise errors.UserError(f"No checkpoint in {workdir}/checkpoints could be restored.")
+  """(config, generator NetState, step) from the newest restorable checkpoint in W; UserError
+  if W is not a training workdir or holds no restorable checkpoint."""
+  config = workdir_lib.load_config(workdir)
+  step, state = checkpointing.restore_for_inference(
+      workdir, parallel.abstract_state(config, parallel.make_mesh()))
   return config, state.gen, step
 
 
@@ -48,7 +30,6 @@ def load_depth_predictor(workdir):
   square input (config.image_size, as in evaluation), and returns (H, W) float32 metres, the
   prediction upsampled bilinearly in inverse depth. Test-time behaviour follows config.test_time.
   """
-  from dofjax import train
   config, gen_state, _ = load_generator(workdir)
   size = config.image_size
   rng = jax.random.key(config.seed)
@@ -56,7 +37,7 @@ def load_depth_predictor(workdir):
   @functools.partial(jax.jit, static_argnums=1)
   def _predict(image01, out_hw):
     x = jax.image.resize(image01, (size, size, 3), "linear", antialias=True) * 2.0 - 1.0
-    code = train.predict_code(gen_state, x[None], rng, config=config)[0]
+    code = steps.predict_code(gen_state, x[None], rng, config=config)[0]
     code = jax.image.resize(code, out_hw + (1,), "linear")[..., 0]
     return depth_lib.decode_depth(code, config.depth_near_m, config.depth_far_m)
 

@@ -216,7 +216,9 @@ def sum_per_image(per_image, weights=None):
     w = jnp.ones_like(next(iter(per_image.values())))
   if weights is not None:
     w = w * jnp.asarray(weights, jnp.float32)
-  out = {k: jnp.sum(v * w) for k, v in per_image.items() if k not in ("valid", "num_pixels")}
+  # Images that do not count may hold NaN (no valid pixel): where() keeps them out of the sums.
+  out = {k: jnp.sum(jnp.where(w > 0, v * w, 0.0)) for k, v in per_image.items()
+         if k not in ("valid", "num_pixels")}
   out["count"] = jnp.sum(w)
   return out
 

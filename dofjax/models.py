@@ -1,7 +1,7 @@
 """Pix2Pix networks (Flax Linen), faithful to the reference `unet_256` and 70x70 PatchGAN.
 
-Both take NHWC float inputs in [-1, 1] and infer the input channels. See DESIGN.md section 4 for
-the reference facts; `tests/models_test.py` checks the parameter counts and the receptive field.
+Both take NHWC float inputs in [-1, 1] and infer the input channels. See docs/design.md ("Reference
+facts") for the reference's architecture; `tests/models_test.py` checks the parameter counts and the receptive field.
 """
 
 from typing import Any, Optional
@@ -21,9 +21,35 @@ def _bn_scale_init(key, shape, dtype=jnp.float32):
   return 1.0 + 0.02 * jax.random.normal(key, shape, dtype)
 
 
-def _check_norm(norm: str):
+def check_norm(norm: str, field: str = "norm") -> None:
+  """UserError unless `norm` is one of NORMS; `field` names it in the message."""
   if norm not in NORMS:
-    raise errors.UserError(f"norm={norm!r} is not one of {', '.join(map(repr, NORMS))}.")
+    raise errors.UserError(f"{field}={norm!r} is not one of {', '.join(map(repr, NORMS))}; "
+                           f"set --config.{field}=batch (the paper's).")
+
+
+def check_num_downs(num_downs: int) -> None:
+  """UserError unless the U-Net has at least 5 downsamplings (the skip/dropout layout needs them)."""
+  if num_downs < 5:
+    raise errors.UserError(f"model.num_downs={num_downs} must be at least 5; set "
+                           "--config.model.num_downs (8 for 256 px, 7 for 128 px).")
+
+
+def check_n_layers(n_layers: int) -> None:
+  """UserError unless the PatchGAN has n_layers >= 0 (0 = PixelGAN, 3 = 70x70)."""
+  if n_layers < 0:
+    raise errors.UserError(f"model.n_layers={n_layers} must be >= 0 (3 for the 70x70 "
+                           "PatchGAN); set --config.model.n_layers=3.")
+
+
+def check_image_size(height: int, width: int, num_downs: int) -> None:
+  """UserError unless height and width are positive multiples of 2**num_downs."""
+  size = 2**num_downs
+  if height <= 0 or width <= 0 or height % size or width % size:
+    raise errors.UserError(
+        f"Image size {height}x{width} is not divisible by 2**model.num_downs = {size}; use "
+        f"--config.image_size={max(size, height // size * size)} or change "
+        "--config.model.num_downs (8 for 256 px, 7 for 128 px).")
 
 
 class _Norm(nn.Module):
@@ -67,14 +93,9 @@ class UNetGenerator(nn.Module):
 
   @nn.compact
   def __call__(self, x, train: bool):
-    _check_norm(self.norm)
-    if self.num_downs < 5:
-      raise errors.UserError(f"model.num_downs={self.num_downs} must be at least 5.")
-    size = 2**self.num_downs
-    if x.shape[1] % size or x.shape[2] % size:
-      raise errors.UserError(
-          f"Image size {x.shape[1]}x{x.shape[2]} is not divisible by 2**num_downs = {size}; "
-          f"use image_size {max(size, x.shape[1] // size * size)} or change model.num_downs.")
+    check_norm(self.norm)
+    check_num_downs(self.num_downs)
+    check_image_size(x.shape[1], x.shape[2], self.num_downs)
     use_bias = self.norm == "instance"
     impl = layers.resolve_impl(self.conv_impl)
     channels = encoder_channels(self.ngf, self.num_downs)
@@ -119,9 +140,8 @@ class PatchDiscriminator(nn.Module):
 
   @nn.compact
   def __call__(self, x, train: bool):
-    _check_norm(self.norm)
-    if self.n_layers < 0:
-      raise errors.UserError(f"model.n_layers={self.n_layers} must be >= 0.")
+    check_norm(self.norm)
+    check_n_layers(self.n_layers)
     use_bias = self.norm == "instance"
     impl = layers.resolve_impl(self.conv_impl)
     conv = lambda f, k, s, p, b, name: layers.Conv(  # noqa: E731

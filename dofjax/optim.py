@@ -5,13 +5,14 @@ applies the non-finite guard, and the new moments are materialised before the pa
 them (`jax.lax.optimization_barrier`). Without that barrier XLA:CPU fuses the moment updates into
 the parameter update too, recomputing them from the old moments; since the old moment buffers
 are donated and overwritten in place, it must first copy them. On the 54M-parameter generator
-that recomputation and those copies cost about a fifth of a training step (DESIGN.md section 8).
+that recomputation and those copies cost about a fifth of a training step (docs/design.md, "Performance notes").
 """
 
 from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
+import optax
 from flax import struct
 
 
@@ -61,3 +62,15 @@ def adam_update(params, grads, state: AdamState, *, learning_rate: Callable[[jax
 
   new_params = jax.tree_util.tree_map(step, params, mu, nu)
   return new_params, AdamState(count=count, mu=mu, nu=nu)
+
+
+def learning_rate_schedule(config):
+  """The reference's schedule: constant config.learning_rate for config.lr_constant_steps, then
+  linear decay to 0 at config.num_train_steps. Returns step (int) -> learning rate."""
+  decay_steps = config.num_train_steps - config.lr_constant_steps
+  if decay_steps <= 0:
+    return optax.constant_schedule(config.learning_rate)
+  return optax.join_schedules(
+      [optax.constant_schedule(config.learning_rate),
+       optax.linear_schedule(config.learning_rate, 0.0, decay_steps)],
+      [config.lr_constant_steps])

@@ -4,6 +4,7 @@ Only process 0 writes (`SummaryWriter(..., enabled=False)` elsewhere). `metrics.
 JSON object per line: {"step": int, "split": "train" | "validation" | "test", <scalars>}.
 """
 
+import contextlib
 import json
 import sys
 import time
@@ -106,6 +107,15 @@ class Progress:
     rate = (step - self._last_step) / max(now - self._last_time, 1e-9)
     self._last_step, self._last_time = step, now
     return rate
+
+  @contextlib.contextmanager
+  def paused(self):
+    """Within this block the clock stops: its time does not count in the next steps/s."""
+    began = time.perf_counter()
+    try:
+      yield
+    finally:
+      self._last_time += time.perf_counter() - began
 
   def line(self, step: int, values: dict, rate: float) -> None:
     """Prints 'step 120/1500  g_loss 3.21  ...  4.2 steps/s  ETA 5:28'."""

@@ -52,3 +52,23 @@ def grid(rows, pad: int = 2):
       y, x = pad + i * (h + pad), pad + j * (w + pad)
       out[y:y + h, x:x + w] = tile
   return out
+
+
+def label_columns(image_uint8, labels, tile_width: int, pad: int = 2, height: int = 18):
+  """A `grid` picture with a white strip on top naming each column (black text, one label per
+  tile of `tile_width` px). Grids of tiles narrower than 128 px are first enlarged by an integer
+  factor (nearest neighbour) so that the labels fit and the pictures can be seen."""
+  import cv2
+  image = np.asarray(image_uint8)
+  factor = -(-128 // tile_width) if tile_width < 128 else 1
+  if factor > 1:
+    image = np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
+    tile_width, pad = tile_width * factor, pad * factor
+  strip = np.full((height, image.shape[1], 3), 255, np.uint8)
+  font, scale = cv2.FONT_HERSHEY_SIMPLEX, 0.4
+  for j, text in enumerate(labels):
+    while text and cv2.getTextSize(text, font, scale, 1)[0][0] > tile_width - 2:
+      text = text[:-1]
+    x = pad + j * (tile_width + pad) + 1
+    cv2.putText(strip, text, (x, height - 5), font, scale, (0, 0, 0), 1, cv2.LINE_AA)
+  return np.concatenate([strip, image], axis=0)

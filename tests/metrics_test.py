@@ -9,6 +9,7 @@ import pytest
 from scipy import ndimage
 
 from dofjax import metrics
+from dofjax import steps as steps_lib
 
 MIN_D, MAX_D = 1e-3, 10.0
 
@@ -304,7 +305,6 @@ def test_thin_lens_bokeh_error_on_dof_tiny(synthetic_data_dir):
   prediction scores exactly that floor, and a wrong depth scores lower."""
   from configs import tiny
   from dofjax import input_pipeline
-  from dofjax import train
   config = tiny.get_config()
   config.data_dir = synthetic_data_dir
   config.eval_dataset = "synthetic_rgbd/dof_tiny"
@@ -317,13 +317,13 @@ def test_thin_lens_bokeh_error_on_dof_tiny(synthetic_data_dir):
   gt = jnp.asarray(batch["depth_full"][..., 0])
   assert bool(jnp.all(gt > 0))
   jbatch = jax.tree_util.tree_map(jnp.asarray, batch)
-  perfect = train.thin_lens_metrics(jbatch, gt, max_radius)
+  perfect = steps_lib.thin_lens_metrics(jbatch, gt, max_radius)
   np.testing.assert_allclose(perfect["bokeh_psnr_thin_lens"], perfect["thin_lens_floor_psnr"])
   sharp = metrics.psnr_per_image(jbatch["image_full"], jbatch["dof_full"])
   assert bool(jnp.all(perfect["thin_lens_floor_psnr"] > sharp + 0.5)), (
       perfect["thin_lens_floor_psnr"], sharp)
   assert bool(jnp.all(perfect["thin_lens_floor_ssim"] > 0.9))
   # Everything 0.6 m from the camera (the frames are focused at 5-6 m): far too much blur.
-  wrong = train.thin_lens_metrics(jbatch, jnp.full_like(gt, 0.6), max_radius)
+  wrong = steps_lib.thin_lens_metrics(jbatch, jnp.full_like(gt, 0.6), max_radius)
   assert bool(jnp.all(wrong["bokeh_psnr_thin_lens"] < perfect["bokeh_psnr_thin_lens"] - 1.0)), (
       wrong["bokeh_psnr_thin_lens"], perfect["bokeh_psnr_thin_lens"])

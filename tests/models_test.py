@@ -92,7 +92,7 @@ def test_dropout_is_active_only_in_training():
 
 def test_bad_sizes_and_norms_raise_clear_errors():
   g = models.UNetGenerator(ngf=4, num_downs=5)
-  with pytest.raises(errors.UserError, match="not divisible by 2\\*\\*num_downs = 32"):
+  with pytest.raises(errors.UserError, match="not divisible by 2\\*\\*model.num_downs = 32"):
     g.init(jax.random.key(0), jnp.zeros((1, 48, 48, 3)), train=False)
   with pytest.raises(errors.UserError, match="norm='group'"):
     models.UNetGenerator(norm="group").init(jax.random.key(0), jnp.zeros((1, 256, 256, 3)),

@@ -14,6 +14,9 @@ from jax.sharding import PartitionSpec as P
 
 from configs import tiny
 from dofjax import train
+from dofjax import steps as steps_lib
+from dofjax import state as state_lib
+from dofjax import parallel
 from train_step_test import fixed_batch  # tests/ is on sys.path under pytest.
 
 pytestmark = pytest.mark.multidevice
@@ -34,7 +37,7 @@ def _config(**overrides):
 
 def _host_state(config):
   """A fresh TrainState as numpy (so donation on device never touches it)."""
-  init = jax.jit(functools.partial(train.create_train_state, config))
+  init = jax.jit(functools.partial(state_lib.create_train_state, config))
   return jax.device_get(init(jax.random.key(config.seed)))
 
 
@@ -55,7 +58,7 @@ def _max_diff(a, b):
 
 def _single_device(config, host_state, batch, steps):
   """The reference: plain jit on device 0, no shardings. States after each step, last metrics."""
-  step = jax.jit(lambda s, b, r: train.train_step(s, b, r, config=config))
+  step = jax.jit(lambda s, b, r: steps_lib.train_step(s, b, r, config=config))
   state = jax.device_put(host_state, jax.devices()[0])
   states = []
   for _ in range(steps):
@@ -84,14 +87,14 @@ def reference():
 def test_jit_over_mesh_matches_one_device_and_shards_as_intended(reference):
   config, host_state, batch, ref_states, ref_metrics = reference
   ref_state = ref_states[-1]
-  mesh = train.make_mesh()
-  assert mesh.shape == {train.DATA_AXIS: NUM_DEVICES}
-  step = train.compile_train_step(config, mesh)
+  mesh = parallel.make_mesh()
+  assert mesh.shape == {parallel.DATA_AXIS: NUM_DEVICES}
+  step = parallel.compile_train_step(config, mesh)
   state = jax.device_put(host_state, jax.sharding.NamedSharding(mesh, P()))
-  gbatch = train.global_batch(batch, mesh)
+  gbatch = parallel.global_batch(batch, mesh)
   # The batch is split over 'data': 8 shards of one example each, one per device.
   for x in gbatch.values():
-    assert x.sharding.spec == P(train.DATA_AXIS)
+    assert x.sharding.spec == P(parallel.DATA_AXIS)
     assert len(x.addressable_shards) == NUM_DEVICES
     assert {s.data.shape[0] for s in x.addressable_shards} == {1}
     assert {s.device for s in x.addressable_shards} == set(jax.devices())
@@ -121,10 +124,10 @@ def _assert_matches_reference(state, metrics, ref_state, ref_metrics):
 
 
 def _pmap_run(config, host_state, batch, steps):
-  step = train.compile_train_step_pmap(config)
-  state = train.replicate(host_state)
+  step = parallel.compile_train_step_pmap(config)
+  state = parallel.replicate(host_state)
   for _ in range(steps):
-    state, metrics = step(state, train.split_for_devices(batch), jax.random.key(7))
+    state, metrics = step(state, parallel.split_for_devices(batch), jax.random.key(7))
   return state, metrics
 
 
@@ -139,7 +142,7 @@ def test_pmap_matches_one_device_with_global_batch_norm(reference):
     host = np.asarray(x)
     for i in range(1, NUM_DEVICES):
       np.testing.assert_array_equal(host[i], host[0])
-  state, metrics = train.unreplicate(state), train.unreplicate(metrics)
+  state, metrics = parallel.unreplicate(state), parallel.unreplicate(metrics)
   _assert_matches_reference(state, metrics, ref_state, ref_metrics)
 
 
@@ -148,7 +151,7 @@ def test_pmap_per_replica_batch_norm_uses_each_replicas_own_statistics(reference
   ref_state1 = ref_states[0]  # One step with BatchNorm over the whole batch.
   config = _config(per_replica_batch_norm=True)
   state, _ = _pmap_run(config, host_state, batch, 1)
-  state = jax.device_get(train.unreplicate(state))
+  state = jax.device_get(parallel.unreplicate(state))
   old = host_state.gen.batch_stats["down_norm_1"]["BatchNorm_0"]
   per = state.gen.batch_stats["down_norm_1"]["BatchNorm_0"]
   glob = ref_state1.gen.batch_stats["down_norm_1"]["BatchNorm_0"]
@@ -180,3 +183,22 @@ def test_train_and_evaluate_with_pmap(synthetic_data_dir, tmp_path):
   assert (tmp_path / "checkpoints" / "2").is_dir()
   lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
   assert any("validation" in line for line in lines)
+
+
+def test_logged_l1_is_the_global_masked_mean_under_pmap_for_every_arm(reference):
+  """g_l1 is reported the same way whatever the arm: under pmap, with replicas holding
+  different numbers of valid pixels, the logged value is still the single-device masked mean
+  (for 'cgan' it is not part of the loss, but is logged)."""
+  _, _, batch, _, _ = reference
+  batch = dict(batch)
+  mask = np.array(batch["mask"])
+  mask[: NUM_DEVICES // 2, : mask.shape[1] // 4] = 0.0  # Fewer valid pixels on half the replicas.
+  batch["mask"] = mask
+  for arm in ("cgan", "cgan_l1"):
+    config = _config()
+    config.loss.arm = arm
+    host_state = _host_state(config)
+    _, ref_metrics = _single_device(config, host_state, batch, 1)
+    _, metrics = _pmap_run(config, host_state, batch, 1)
+    np.testing.assert_allclose(float(parallel.unreplicate(metrics)["g_l1"]),
+                               float(ref_metrics["g_l1"]), rtol=1e-5, err_msg=arm)

@@ -17,8 +17,10 @@ import pytest
 
 from configs import tiny
 from dofjax import checkpointing
+from dofjax import steps as steps_lib
+from dofjax import state as state_lib
+from dofjax import parallel
 from dofjax import input_pipeline
-from dofjax import train
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NUM_PROCESSES = 2
@@ -93,11 +95,11 @@ def _reference_state(config):
   """One process, one device: the same init, rng and global batches (process 0's slice, then
   process 1's, as make_array_from_process_local_data assembles them)."""
   init_rng, train_rng, _ = jax.random.split(jax.random.key(config.seed), 3)
-  state = jax.jit(lambda r: train.create_train_state(config, r))(init_rng)
+  state = jax.jit(lambda r: state_lib.create_train_state(config, r))(init_rng)
   iterators = [input_pipeline.create_train_iterator(config, process_index=i,
                                                     process_count=NUM_PROCESSES)
                for i in range(NUM_PROCESSES)]
-  step = jax.jit(lambda s, b, r: train.train_step(s, b, r, config=config))
+  step = jax.jit(lambda s, b, r: steps_lib.train_step(s, b, r, config=config))
   for _ in range(STEPS):
     locals_ = [next(it) for it in iterators]
     batch = {k: np.concatenate([b[k] for b in locals_]) for k in locals_[0]}
@@ -134,7 +136,7 @@ def test_two_processes_train_like_one(synthetic_data_dir, tmp_path):
   assert sorted(p.name for p in (workdir / "checkpoints").iterdir()) == [str(STEPS)]
   manager = checkpointing.make_manager(workdir, config.keep_checkpoints)
   step, restored, _ = checkpointing.restore_latest(
-      manager, train.abstract_state(config, train.make_mesh()))
+      manager, parallel.abstract_state(config, parallel.make_mesh()))
   manager.close()
   assert step == STEPS
   for name, value in _flat(restored).items():

@@ -133,12 +133,12 @@ def _final_checkpoint(workdir):
   """(step, {leaf path: numpy array}, data iterator state) of the newest checkpoint in W."""
   import jax  # pylint: disable=g-import-not-at-top
   from configs import tiny  # pylint: disable=g-import-not-at-top
-  from dofjax import checkpointing, train  # pylint: disable=g-import-not-at-top
+  from dofjax import checkpointing, parallel  # pylint: disable=g-import-not-at-top
   config = tiny.get_config()
   manager = checkpointing.make_manager(workdir, config.keep_checkpoints, read_only=True)
   try:
     step, state, data = checkpointing.restore_latest(
-        manager, train.abstract_state(config, train.make_mesh()))
+        manager, parallel.abstract_state(config, parallel.make_mesh()))
   finally:
     manager.close()
   assert state is not None, f"no checkpoint could be restored from {workdir}"
@@ -158,8 +158,8 @@ def _assert_identical(got, want):
   assert data == ref_data, "the data iterator's position differs"
 
 
-def _assert_clean_error(rc, out, err, *phrases):
-  assert rc == 2, f"exit status {rc}\nstdout:\n{out}\nstderr:\n{err}"
+def _assert_clean_error(rc, out, err, *phrases, status=2):
+  assert rc == status, f"exit status {rc}\nstdout:\n{out}\nstderr:\n{err}"
   assert "Traceback" not in err + out, err
   assert err.strip().splitlines()[-1].startswith("error: "), err
   assert len(err.strip().splitlines()) == 1, f"more than the error on stderr:\n{err}"
@@ -184,6 +184,7 @@ def reference(tmp_path_factory, synthetic_data_dir, env):
 # ----------------------------------------------------------------------------- hard kills
 
 
+@pytest.mark.slow
 def test_sigkill_mid_training_then_resume_is_bit_identical(reference, synthetic_data_dir, env,
                                                             tmp_path):
   workdir = tmp_path / "w"
@@ -200,6 +201,7 @@ def test_sigkill_mid_training_then_resume_is_bit_identical(reference, synthetic_
   _assert_identical(_final_checkpoint(workdir), reference[1])
 
 
+@pytest.mark.slow
 def test_sigkill_during_checkpoint_writes_then_resume_is_bit_identical(
     reference, synthetic_data_dir, env, tmp_path):
   workdir = tmp_path / "w"
@@ -227,7 +229,8 @@ def test_sigkill_during_checkpoint_writes_then_resume_is_bit_identical(
 # ----------------------------------------------------------------------------- SIGTERM
 
 
-def test_sigterm_saves_exits_zero_and_resumes_bit_identical(reference, synthetic_data_dir, env,
+@pytest.mark.slow
+def test_sigterm_saves_exits_75_and_resumes_bit_identical(reference, synthetic_data_dir, env,
                                                             tmp_path):
   workdir = tmp_path / "w"
   cmd = _command(workdir, synthetic_data_dir)
@@ -238,7 +241,7 @@ def test_sigterm_saves_exits_zero_and_resumes_bit_identical(reference, synthetic
   child.proc.send_signal(signal.SIGCONT)
   rc = child.wait()
   out = child.output()
-  assert rc == 0, out
+  assert rc == 75, out  # Stopped, resumable.
   line = next((l for l in out.splitlines() if l.startswith("Stopped by SIGTERM at step ")), None)
   assert line is not None, out
   stopped = int(line.split("Stopped by SIGTERM at step ")[1].split(";")[0])
@@ -256,6 +259,7 @@ def test_sigterm_saves_exits_zero_and_resumes_bit_identical(reference, synthetic
 # ----------------------------------------------------------------------------- damaged checkpoints
 
 
+@pytest.mark.slow
 def test_damaged_checkpoints_are_reported_moved_aside_and_skipped(reference, synthetic_data_dir,
                                                                    env, tmp_path):
   workdir = tmp_path / "w"
@@ -313,6 +317,7 @@ def test_failed_restore_noise_is_dropped_but_other_asyncio_errors_are_kept():
 # ----------------------------------------------------------------------------- non-finite steps
 
 
+@pytest.mark.slow
 def test_nonfinite_loss_stops_with_step_and_loss_and_keeps_good_checkpoints(
     reference, synthetic_data_dir, env, tmp_path):
   workdir = tmp_path / "w"
@@ -324,11 +329,13 @@ def test_nonfinite_loss_stops_with_step_and_loss_and_keeps_good_checkpoints(
   # discriminator by ~1e30, and the generator's loss against it overflows in that same step.
   rc, out, err = _run(_command(workdir, synthetic_data_dir, "--config.learning_rate=1e30"), env)
   _assert_clean_error(rc, out, err, f"Training stopped at step {STEPS}: non-finite g_loss",
-                      f"the last good checkpoint is step {STEPS - 1}", "on_nonfinite=skip")
+                      f"the last good checkpoint is step {STEPS - 1}", "on_nonfinite=skip",
+                      status=3)
   assert _complete_steps(workdir)[-1] == STEPS - 1 and _tmp_folders(workdir) == []
   assert {p: p.read_bytes() for p in good.rglob("*") if p.is_file()} == good_files
 
 
+@pytest.mark.slow
 def test_nonfinite_skip_mode_counts_skips_and_continues(synthetic_data_dir, env, tmp_path):
   workdir = tmp_path / "w"
   rc, out, err = _run(_command(workdir, synthetic_data_dir, "--config.learning_rate=1e30",
@@ -347,6 +354,7 @@ def test_nonfinite_skip_mode_counts_skips_and_continues(synthetic_data_dir, env,
 # ----------------------------------------------------------------------------- bad input
 
 
+@pytest.mark.slow
 def test_shape_changing_config_is_refused(reference, synthetic_data_dir, env, tmp_path):
   workdir = tmp_path / "w"
   shutil.copytree(reference[0], workdir)
@@ -376,8 +384,8 @@ def test_bad_workdir_fails_before_training(kind, synthetic_data_dir, env, tmp_pa
 
 def test_full_disk_fails_before_training(monkeypatch, tmp_path):
   from configs import tiny  # pylint: disable=g-import-not-at-top
-  from dofjax import errors, train  # pylint: disable=g-import-not-at-top
+  from dofjax import errors, workdir as workdir_lib  # pylint: disable=g-import-not-at-top
   usage = types.SimpleNamespace(total=1 << 30, used=(1 << 30) - (1 << 20), free=1 << 20)
-  monkeypatch.setattr(train.shutil, "disk_usage", lambda path: usage)
+  monkeypatch.setattr(workdir_lib.shutil, "disk_usage", lambda path: usage)
   with pytest.raises(errors.UserError, match=r"Only 1 MiB free .* Free some space"):
-    train.prepare_workdir(tmp_path / "w", tiny.get_config())
+    workdir_lib.prepare(tmp_path / "w", tiny.get_config())

@@ -7,8 +7,11 @@ import pytest
 
 from configs import tiny
 from dofjax import depth as depth_lib
+from dofjax import steps as steps_lib
+from dofjax import state as state_lib
+from dofjax import optim
+from dofjax import config as config_lib
 from dofjax import errors
-from dofjax import train
 
 
 def fixed_batch(config, seed=0):
@@ -30,8 +33,8 @@ def _config(arm="cgan_l1"):
 
 
 def _run(config, steps, seed=0, step=None):
-  state = train.create_train_state(config, jax.random.key(config.seed))
-  step = step or jax.jit(lambda s, b, r: train.train_step(s, b, r, config=config))
+  state = state_lib.create_train_state(config, jax.random.key(config.seed))
+  step = step or jax.jit(lambda s, b, r: steps_lib.train_step(s, b, r, config=config))
   batch = fixed_batch(config, seed)
   history = []
   for _ in range(steps):
@@ -47,8 +50,8 @@ def _max_abs_diff(a, b):
 
 def test_one_step_changes_both_networks_and_is_deterministic():
   config = _config("cgan_l1")
-  state0 = train.create_train_state(config, jax.random.key(0))
-  step = jax.jit(lambda s, b, r: train.train_step(s, b, r, config=config))
+  state0 = state_lib.create_train_state(config, jax.random.key(0))
+  step = jax.jit(lambda s, b, r: steps_lib.train_step(s, b, r, config=config))
   s1, m1 = _run(config, 1, step=step)
   s2, m2 = _run(config, 1, step=step)
   assert _max_abs_diff(state0.gen.params, s1.gen.params) > 0
@@ -73,7 +76,7 @@ def test_a_few_steps_on_a_fixed_batch_reduce_the_l1():
 
 
 def test_l1_arm_builds_no_discriminator():
-  state = train.create_train_state(_config("l1"), jax.random.key(0))
+  state = state_lib.create_train_state(_config("l1"), jax.random.key(0))
   assert state.disc is None
   _, history = _run(_config("l1"), 1)
   assert "d_loss" not in history[0] and "g_gan" not in history[0]
@@ -86,11 +89,11 @@ def test_cgan_arm_has_no_l1_in_its_loss():
 
 def test_nonfinite_step_leaves_state_unchanged_and_reports_it():
   config = _config("cgan_l1")
-  state = train.create_train_state(config, jax.random.key(0))
+  state = state_lib.create_train_state(config, jax.random.key(0))
   batch = fixed_batch(config)
   batch["target"] = batch["target"].copy()
   batch["target"][0, 5, 5, 0] = np.nan
-  new_state, metrics = jax.jit(lambda s, b, r: train.train_step(s, b, r, config=config))(
+  new_state, metrics = jax.jit(lambda s, b, r: steps_lib.train_step(s, b, r, config=config))(
       state, batch, jax.random.key(1))
   assert int(metrics["nonfinite"]) == 1
   assert _max_abs_diff(state.gen.params, new_state.gen.params) == 0
@@ -100,7 +103,7 @@ def test_nonfinite_step_leaves_state_unchanged_and_reports_it():
 def test_schedule_is_constant_then_linear_to_zero():
   config = _config()
   config.num_train_steps, config.lr_constant_steps = 100, 60
-  sched = train.learning_rate_schedule(config)
+  sched = optim.learning_rate_schedule(config)
   assert float(sched(0)) == pytest.approx(2e-4)
   assert float(sched(59)) == pytest.approx(2e-4)
   assert float(sched(80)) == pytest.approx(1e-4)
@@ -110,7 +113,7 @@ def test_schedule_is_constant_then_linear_to_zero():
 @pytest.mark.parametrize("field, value, message", [
     ("loss.arm", "wgan", "loss.arm='wgan'"),
     ("model.norm", "group", "model.norm='group'"),
-    ("image_size", 48, "image_size=48 is not divisible by 2\\*\\*model.num_downs = 32"),
+    ("image_size", 48, "48x48 is not divisible by 2\\*\\*model.num_downs = 32"),
     ("parallelism", "dp", "parallelism='dp'"),
     ("batch_size", 0, "batch_size=0 must be a positive integer"),
     ("model.conv_impl", "cudnn", "model.conv_impl='cudnn'"),
@@ -123,7 +126,7 @@ def test_invalid_config_values_are_clear_errors(field, value, message):
     node = node[p]
   node[leaf] = value
   with pytest.raises(errors.UserError, match=message):
-    train.validate_config(config)
+    config_lib.validate(config)
 
 
 def test_bokeh_loss_term_enters_the_generator_loss():

@@ -1,0 +1,87 @@
+"""What training carries from step to step: the two networks' parameters, BatchNorm statistics
+and Adam moments (`TrainState`), and how a fresh one is made for a config.
+
+Everything here is pure and device-agnostic; placing a state on devices (and the abstract state
+used to restore checkpoints) is `dofjax.parallel`'s job.
+"""
+
+from typing import Any, Optional
+
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from dofjax import config as config_lib
+from dofjax import losses
+from dofjax import models
+from dofjax import optim
+
+
+@flax.struct.dataclass
+class NetState:
+  """One network's trainable state: parameters, BatchNorm statistics and Adam state."""
+  params: Any
+  batch_stats: Any
+  opt_state: Any
+
+
+@flax.struct.dataclass
+class TrainState:
+  """Everything a checkpoint holds. `disc` is None for the 'l1' arm (no discriminator)."""
+  step: jax.Array
+  gen: NetState
+  disc: Optional[NetState]
+  nonfinite_skips: jax.Array
+
+
+def make_models(config, axis_name=None):
+  """(UNetGenerator, PatchDiscriminator or None) for the config; RGB in, 1-channel code out.
+
+  `axis_name` (pmap) makes BatchNorm statistics global over replicas unless
+  config.per_replica_batch_norm.
+  """
+  dtype = config_lib.compute_dtype(config)
+  bn_axis = None if config.per_replica_batch_norm else axis_name
+  gen = models.UNetGenerator(out_channels=1, ngf=config.model.ngf,
+                             num_downs=config.model.num_downs, norm=config.model.norm,
+                             dropout_rate=config.model.dropout_rate,
+                             conv_impl=config.model.conv_impl, dtype=dtype, bn_axis_name=bn_axis)
+  disc = None
+  if losses.uses_discriminator(config.loss.arm):
+    disc = models.PatchDiscriminator(ndf=config.model.ndf, n_layers=config.model.n_layers,
+                                     norm=config.model.disc_norm,
+                                     conv_impl=config.model.conv_impl, dtype=dtype,
+                                     bn_axis_name=bn_axis)
+  return gen, disc
+
+
+def _init_net(module, rng, x):
+  variables = module.init({"params": rng, "dropout": rng}, x, train=False)
+  params = variables["params"]
+  return NetState(params=params, batch_stats=variables.get("batch_stats", {}),
+                  opt_state=optim.adam_init(params))
+
+
+def create_train_state(config, rng) -> TrainState:
+  """Freshly initialised TrainState (reference init) for inputs of config.image_size px."""
+  gen, disc = make_models(config)
+  s = config.image_size
+  g_rng, d_rng = jax.random.split(rng)
+  gen_state = _init_net(gen, g_rng, jnp.zeros((1, s, s, 3), jnp.float32))
+  disc_state = None
+  if disc is not None:
+    disc_state = _init_net(disc, d_rng, jnp.zeros((1, s, s, 4), jnp.float32))
+  return TrainState(step=jnp.zeros((), jnp.int32), gen=gen_state, disc=disc_state,
+                    nonfinite_skips=jnp.zeros((), jnp.int32))
+
+
+def state_shapes(config) -> TrainState:
+  """The TrainState of `config` as jax.ShapeDtypeStructs (nothing is computed)."""
+  return jax.eval_shape(lambda rng: create_train_state(config, rng), jax.random.key(0))
+
+
+def state_bytes(config) -> int:
+  """Size in bytes of one TrainState of `config` (about one checkpoint on disk)."""
+  return sum(int(np.prod(x.shape)) * x.dtype.itemsize
+             for x in jax.tree_util.tree_leaves(state_shapes(config)))
