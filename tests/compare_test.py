@@ -315,7 +315,8 @@ def test_samples_title_lies_inside_the_figure(tmp_path, monkeypatch, figures):
   compare.main([w, "--out", str(tmp_path / "report"), "--num_images", "1"])
   fig = _figure(figures, "test images of")
   fig.canvas.draw()
-  box = fig.get_suptitle() and fig._suptitle.get_window_extent()  # pylint: disable=protected-access
+  (title,) = [t for t in fig.texts if t.get_text() == fig.get_suptitle()]
+  box = title.get_window_extent()
   width, height = fig.canvas.get_width_height()
   assert 0 <= box.x0 and box.x1 <= width and 0 <= box.y0 and box.y1 <= height, (box, width)
   panel_tops = [ax.get_window_extent().y1 for ax in fig.axes]
