@@ -13,7 +13,8 @@ sample standard deviation. Output in --out:
   README.md     the table (one row per arm, every test metric), the runs, notes and warnings
   summary.json  the same numbers at full precision, and every run's values
   curves.png    validation metrics over training steps: mean over seeds, min..max shaded
-  losses.png    training losses likewise (when metrics.jsonl has train lines)
+  losses.png    training losses likewise (when metrics.jsonl has train lines), and the training
+                throughput (steps_per_second) on a panel of its own
   samples.png   the same test images for every arm: input | each arm's depth | ground truth |
                 each arm's DoF render | DoF render from ground truth (--num_images > 0)
 """
@@ -25,24 +26,27 @@ import json
 import math
 import os
 import sys
+import textwrap
 from typing import Optional
 
 import numpy as np
 
 from dofjax import errors
+from dofjax import losses
+from dofjax import metrics as metrics_lib
 
-ARM_ORDER = ("l1", "cgan", "cgan_l1")
-ARM_NAMES = {"l1": "L1", "cgan": "cGAN", "cgan_l1": "cGAN+L1"}
-# Metric columns, in this order first; anything else follows alphabetically.
-METRIC_ORDER = ("abs_rel", "sq_rel", "rmse", "rmse_log", "log10", "silog", "d1", "d2", "d3",
-                "dbe_acc", "dbe_comp", "bokeh_psnr", "bokeh_ssim", "bokeh_psnr_thin_lens",
-                "bokeh_ssim_thin_lens", "l1_code")
-HIGHER_IS_BETTER_PREFIXES = ("d1", "d2", "d3", "bokeh_psnr", "bokeh_ssim", "psnr", "ssim")
-# Bookkeeping entries that are not metrics.
-NOT_METRICS = frozenset({"step", "split", "valid", "num_pixels", "count", "test_time",
-                         "learning_rate", "nonfinite", "steps_per_sec", "examples_per_sec"})
+# Record entries that are bookkeeping, not metrics: the line's own fields, the metrics module's
+# per-image weights and counts, the training line's learning rate and step-validity flag.
+BOOKKEEPING = frozenset({"step", "split", "valid", "num_pixels", "count", "learning_rate",
+                         "nonfinite"})
+# Training throughput, logged on the train lines (steps/s, higher is better): not a loss, so it
+# gets its own panel in losses.png.
+THROUGHPUT = "steps_per_second"
 # Arm-independent reference numbers: reported in a sentence under the table, not as columns.
 REFERENCE_METRICS = ("thin_lens_floor_psnr", "thin_lens_floor_ssim")
+# Metric columns, in this order first; anything else (the thin-lens bokeh variants, l1_code)
+# follows alphabetically.
+METRIC_ORDER = metrics_lib.DEPTH_KEYS + metrics_lib.BOUNDARY_KEYS + metrics_lib.BOKEH_KEYS
 # Config entries that legitimately differ between the workdirs of one ablation.
 CONFIG_KEYS_EXPECTED_TO_DIFFER = frozenset({"seed", "loss.arm", "data_dir", "manual_dir"})
 
@@ -90,7 +94,7 @@ def _scalars(record):
   """{key: value} -> {key: float} for the finite-or-not numeric metric entries only."""
   out = {}
   for k, v in record.items():
-    if k in NOT_METRICS or isinstance(v, bool) or not isinstance(v, (int, float)):
+    if k in BOOKKEEPING or isinstance(v, bool) or not isinstance(v, (int, float)):
       continue
     out[k] = float(v)
   return out
@@ -242,10 +246,16 @@ def config_differences(runs):
 # Aggregation.
 
 
+def arm_label(arm):
+  """Display name of a loss arm ('cgan_l1' -> 'cGAN+L1'); an unknown arm keeps its name."""
+  return losses.ARM_LABELS.get(arm, arm)
+
+
 def group_by_arm(runs):
-  """{arm: [runs sorted by seed]} ordered l1, cgan, cgan_l1, then any other arm by name."""
+  """{arm: [runs sorted by seed]} in the order of losses.ARMS, then any other arm by name."""
+  order = losses.ARMS
   arms = sorted({r.arm for r in runs},
-                key=lambda a: (ARM_ORDER.index(a) if a in ARM_ORDER else len(ARM_ORDER), a))
+                key=lambda a: (order.index(a) if a in order else len(order), a))
   return {a: sorted((r for r in runs if r.arm == a), key=lambda r: (r.seed, r.path))
           for a in arms}
 
@@ -254,15 +264,17 @@ def metric_keys(dicts):
   """Metric names present in any of the dicts, in METRIC_ORDER then alphabetical order."""
   keys = set()
   for d in dicts:
-    keys.update(k for k in d if k not in NOT_METRICS and k not in REFERENCE_METRICS
-                and k != "step")
+    keys.update(k for k in d if k not in BOOKKEEPING and k not in REFERENCE_METRICS
+                and k != THROUGHPUT)
   return ([k for k in METRIC_ORDER if k in keys]
           + sorted(k for k in keys if k not in METRIC_ORDER))
 
 
 def higher_is_better(key):
-  """True for accuracy-like metrics (d1..d3, PSNR, SSIM), False for errors and losses."""
-  return key.startswith(HIGHER_IS_BETTER_PREFIXES)
+  """True for accuracy-like metrics (metrics.HIGHER_IS_BETTER, and their variants named
+  '<metric>_<suffix>', e.g. bokeh_psnr_thin_lens) and throughput; False for errors and losses."""
+  return key == THROUGHPUT or any(key == k or key.startswith(k + "_")
+                                  for k in metrics_lib.HIGHER_IS_BETTER)
 
 
 def mean_std(values):
@@ -280,7 +292,7 @@ def summarize(groups):
   keys = metric_keys([r.final for rs in groups.values() for r in rs])
   out = {}
   for arm, rs in groups.items():
-    entry = {"name": ARM_NAMES.get(arm, arm), "n": len(rs), "seeds": [r.seed for r in rs],
+    entry = {"name": arm_label(arm), "n": len(rs), "seeds": [r.seed for r in rs],
              "workdirs": [r.path for r in rs], "steps": [r.final_step for r in rs],
              "sources": {s: sum(r.source == s for r in rs) for s in sorted({r.source for r in rs})},
              "metrics": {}}
@@ -345,7 +357,7 @@ def runs_table(runs):
   lines = ["| Workdir | Arm | Seed | Numbers from | Step | Validation points |",
            "|---|---|---:|---|---:|---:|"]
   for r in runs:
-    lines.append(f"| `{r.path}` | {ARM_NAMES.get(r.arm, r.arm)} | {r.seed} | "
+    lines.append(f"| `{r.path}` | {arm_label(r.arm)} | {r.seed} | "
                  f"{'eval_test.json' if r.source == 'test' else 'last validation line'} | "
                  f"{r.final_step if r.final_step is not None else '?'} | {len(r.validation)} |")
   return "\n".join(lines)
@@ -377,19 +389,39 @@ def curve_stats(rs, split_attr, key):
           np.array([np.max(v) for v in vals]))
 
 
-def plot_curves(groups, path, split_attr="validation", title="Validation metrics"):
-  """One panel per metric: mean over seeds per arm (line), min..max over seeds (shaded), against
-  the training step. Writes `path` (PNG); returns the metric names plotted ([] = nothing)."""
-  keys = metric_keys([rec for rs in groups.values() for r in rs
-                      for rec in getattr(r, split_attr)])
+def _panel_title(key, split_attr):
+  """Title of one curves panel: validation metrics say which way is better."""
+  if key == THROUGHPUT:
+    return f"{key} (training throughput, not a loss)"
+  if split_attr == "validation":
+    return f"{key} ({'higher' if higher_is_better(key) else 'lower'} is better)"
+  return key
+
+
+def curve_keys(groups, split_attr):
+  """Panels of a curves figure: the metrics (split_attr 'validation') or losses ('train') that
+  any run logged, in `metric_keys` order, then the training throughput on a panel of its own."""
+  records = [rec for rs in groups.values() for r in rs for rec in getattr(r, split_attr)]
+  keys = metric_keys(records)
+  if any(THROUGHPUT in rec for rec in records):
+    keys.append(THROUGHPUT)
+  return keys
+
+
+def curves_figure(groups, split_attr="validation", title="Validation metrics"):
+  """One panel per key of `curve_keys`: mean over seeds per arm (line), min..max over seeds
+  (shaded), against the training step; one legend naming every arm plotted in any panel.
+  Returns (matplotlib figure, keys), or (None, []) when there is nothing to plot."""
+  keys = curve_keys(groups, split_attr)
   if not keys:
-    return []
+    return None, []
   plt = _matplotlib()
   ncols = min(4, len(keys))
   nrows = int(math.ceil(len(keys) / ncols))
   height = 3.0 * nrows + 0.65   # 0.65 in on top for the title and the legend.
   fig, axes = plt.subplots(nrows, ncols, figsize=(4.0 * ncols, height), squeeze=False)
   colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+  legend = {}   # Arm index -> a line of that arm, from whichever panel has one.
   for i, k in enumerate(keys):
     ax = axes[i // ncols][i % ncols]
     for j, (arm, rs) in enumerate(groups.items()):
@@ -397,27 +429,38 @@ def plot_curves(groups, path, split_attr="validation", title="Validation metrics
       if steps.size == 0:
         continue
       c = colors[j % len(colors)]
-      label = f"{ARM_NAMES.get(arm, arm)} (n={len(rs)})"
-      ax.plot(steps, mean, color=c, marker="o" if steps.size < 20 else None, ms=3, label=label)
+      label = f"{arm_label(arm)} (n={len(rs)})"
+      legend[j], = ax.plot(steps, mean, color=c, marker="o" if steps.size < 20 else None, ms=3,
+                           label=label)
       if len(rs) > 1:
         ax.fill_between(steps, low, high, color=c, alpha=0.2, linewidth=0)
-    if split_attr == "validation":
-      ax.set_title(f"{k} ({'higher' if higher_is_better(k) else 'lower'} is better)", fontsize=9)
-    else:
-      ax.set_title(k, fontsize=9)
+    ax.set_title(_panel_title(k, split_attr), fontsize=9)
     ax.set_xlabel("step", fontsize=8)
     ax.tick_params(labelsize=7)
     ax.grid(alpha=0.3)
   for i in range(len(keys), nrows * ncols):
     axes[i // ncols][i % ncols].axis("off")
-  handles, labels = axes[0][0].get_legend_handles_labels()
+  handles = [legend[j] for j in sorted(legend)]
   fig.suptitle(f"{title}: mean over seeds, shaded min..max", y=1 - 0.1 / height, va="top",
                fontsize=10)
-  fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 1 - 0.35 / height),
-             ncol=max(1, len(labels)), fontsize=9, frameon=False)
+  fig.legend(handles, [h.get_label() for h in handles], loc="upper center",
+             bbox_to_anchor=(0.5, 1 - 0.35 / height), ncol=max(1, len(handles)), fontsize=9,
+             frameon=False)
   fig.tight_layout(rect=(0, 0, 1, 1 - 0.65 / height))
+  return fig, keys
+
+
+def _save(fig, path):
+  """Writes a matplotlib figure to `path` (PNG, 110 dpi) and frees it."""
   fig.savefig(path, dpi=110)
-  plt.close(fig)
+  _matplotlib().close(fig)
+
+
+def plot_curves(groups, path, split_attr="validation", title="Validation metrics"):
+  """Writes `curves_figure` to `path` (PNG); returns the keys plotted ([] = nothing written)."""
+  fig, keys = curves_figure(groups, split_attr, title)
+  if fig is not None:
+    _save(fig, path)
   return keys
 
 
@@ -427,159 +470,131 @@ def _config_dict(config):
   return ml_collections.ConfigDict(config)
 
 
-def _resize(depth, shape):
-  """(h, w) depth -> shape (H, W), bilinear."""
-  if depth.shape == tuple(shape):
-    return depth
-  import cv2
-  return cv2.resize(depth.astype(np.float32), (shape[1], shape[0]),
-                    interpolation=cv2.INTER_LINEAR)
-
-
-def thin_lens_settings(gt_depth_m, lens):
-  """Settings (as `dof_settings`) of a thin-lens ground truth `lens` from `load_test_images`:
-  its focus and blur scale, max radius = the largest CoC of gt_depth_m (H, W metres, > 0)."""
-  _, focus, k = lens
-  radius = k * float(np.max(np.abs(1.0 / gt_depth_m - focus)))
-  return focus, k, float(max(1, math.ceil(radius)))
-
-
-def dof_settings(gt_depth_m):
-  """Lens for the sample renders, the same for every arm: focus on the median valid gt depth,
-  blur scale K such that the farthest-from-focus gt disparity is blurred by W/32 pixels.
-
-  Returns (focus_disparity [1/m], blur_scale_px [px per 1/m], max_radius_px)."""
-  valid = gt_depth_m[gt_depth_m > 0]
-  if valid.size == 0:
-    return 0.5, 1.0, 4.0
-  d = 1.0 / valid
-  focus = float(1.0 / np.median(valid))
-  spread = float(np.max(np.abs(d - focus)))
-  width = gt_depth_m.shape[1]
-  radius = max(2.0, width / 32.0)
-  return focus, radius / max(spread, 1e-6), float(max(4.0, 2.0 * radius))
-
-
-_RENDERERS = {}
-
-
-def dof_render(image01, depth_m, settings):
-  """Shallow-DoF render (H, W, 3 in [0, 1]) of image01 with depth_m (H, W, metres); settings
-  from `dof_settings`. Compiled once per max_radius (the lens values are traced)."""
-  import jax
-  from dofjax import dof
-  focus, k, max_radius = settings
-  if max_radius not in _RENDERERS:
-    _RENDERERS[max_radius] = jax.jit(
-        lambda im, disp, f, s: dof.render_disparity(im, disp, focus_disparity=f,
-                                                    blur_scale_px=s, max_radius=max_radius))
-  disp = (1.0 / np.maximum(depth_m, 1e-3)).astype(np.float32)
-  out = _RENDERERS[max_radius](np.asarray(image01, np.float32), disp, np.float32(focus),
-                               np.float32(k))
-  return np.clip(np.asarray(out), 0.0, 1.0)
-
-
 def load_test_images(config, num_images, split, dataset=None):
   """The first num_images real examples of `split` of `dataset` (default: the config's eval
-  data): list of (image01 (H, W, 3), depth_m (H, W), thin_lens), thin_lens being None or
-  (dof_full (H, W, 3) in [0, 1], focus disparity 1/m, blur scale K px*m) when the data has
-  thin-lens ground truth."""
+  data).
+
+  Returns (examples, thin_lens_max_radius): examples a list of (image01 (H, W, 3) in [0, 1],
+  depth_m (H, W) metres, 0 = invalid, lens); lens is None, or (dof_full (H, W, 3) in [0, 1],
+  focus disparity 1/m, blur scale K px*m) when the data has thin-lens ground truth, and then
+  thin_lens_max_radius is the split's largest circle of confusion in px (else None).
+  Raises UserError (DataError) when the data cannot be prepared or read."""
   from dofjax import input_pipeline
   cfg = _config_dict(config)
   if dataset:
     with cfg.unlocked():
       cfg.eval_dataset = dataset
+  batches = input_pipeline.create_eval_iterator(cfg, split)
   out = []
-  for batch in input_pipeline.create_eval_iterator(cfg, split):
+  for batch in batches:
     mask = np.asarray(batch.get("example_mask", np.ones(len(batch["image_full"]))))
-    for j in range(len(mask)):
-      if mask[j] > 0:
-        lens = None
-        if "dof_full" in batch:
-          lens = (np.asarray(batch["dof_full"][j], np.float32),
-                  float(batch["dof_focus_disparity"][j]), float(batch["dof_blur_scale_px"][j]))
-        out.append((np.asarray(batch["image_full"][j], np.float32),
-                    np.asarray(batch["depth_full"][j], np.float32)[..., 0], lens))
+    for j in np.flatnonzero(mask > 0):
+      lens = None
+      if "dof_full" in batch:
+        lens = (np.asarray(batch["dof_full"][j], np.float32),
+                float(batch["dof_focus_disparity"][j]), float(batch["dof_blur_scale_px"][j]))
+      out.append((np.asarray(batch["image_full"][j], np.float32),
+                  np.asarray(batch["depth_full"][j], np.float32)[..., 0], lens))
       if len(out) >= num_images:
-        return out
-  return out
+        return out, batches.thin_lens_max_radius_px()
+  return out, batches.thin_lens_max_radius_px()
+
+
+def _dof_render(image01, depth_m, focus_m, lens, max_radius):
+  """A samples.png DoF render (H, W, 3) in [0, 1] of image01 (H, W, 3) with depth_m (H, W
+  metres, <= 0 rendered sharp), focused at focus_m metres: with the preview lens of
+  `dof.render_for_preview`, or with the thin-lens ground truth's lens (and the split's largest
+  blur radius max_radius, px) when `lens` (see `load_test_images`) is given."""
+  from dofjax import dof
+  if lens is None:
+    out = dof.render_for_preview(image01, depth_m, focus=focus_m)
+  else:
+    out = dof.render_for_preview(image01, depth_m, focus=1.0 / lens[1], blur_scale_px=lens[2],
+                                 max_radius=float(max_radius),
+                                 num_layers=dof.DEFAULT_NUM_LAYERS)
+  return np.asarray(out, np.float32)
+
+
+def _sample_row(image, gt, lens, preds, *, far, max_radius):
+  """One samples.png row: image01 (H, W, 3), gt (H, W) metres, lens (or None), preds {arm:
+  (H, W) metres}. Returns (tiles: list of (H, W, 3) uint8, labels: list of str): input | each
+  arm's depth (AbsRel) | ground truth | each arm's DoF render (PSNR) | DoF render from ground
+  truth [| thin-lens ground truth]. Every render of the row uses one lens and focus: the median
+  valid true depth (`dof.focus_disparity_from_depth`), or the thin-lens ground truth's."""
+  from dofjax import dof
+  from dofjax import visualize
+  valid = gt[(gt > 0) & (gt < far)]
+  # One colour range per row (the true depth's), shared by every depth panel of the row.
+  near_c, far_c = (float(valid.min()), float(valid.max())) if valid.size else (0.5, far)
+  far_c = max(far_c, near_c * 1.01)
+  tiles, labels = [visualize.to_uint8(image)], ["input"]
+  for arm, pred in preds.items():
+    err = metrics_lib.depth_metrics_per_image(pred[None], gt[None], max_depth=far)["abs_rel"]
+    tiles.append(visualize.colorize_depth_m(pred, near_c, far_c))
+    labels.append(f"{arm_label(arm)} AbsRel {float(err[0]):.3f}")
+  tiles.append(visualize.colorize_depth_m(gt, near_c, far_c))
+  labels.append("ground truth")
+  focus_m = float(1.0 / dof.focus_disparity_from_depth(gt))
+  reference = _dof_render(image, gt, focus_m, lens, max_radius)
+  target = reference if lens is None else lens[0]
+  for arm, pred in preds.items():
+    render = _dof_render(image, pred, focus_m, lens, max_radius)
+    psnr = float(metrics_lib.psnr_per_image(render[None], target[None])[0])
+    tiles.append(visualize.to_uint8(render))
+    labels.append(f"{arm_label(arm)} DoF {psnr:.1f} dB")
+  tiles.append(visualize.to_uint8(reference))
+  labels.append("DoF from ground truth")
+  if lens is not None:
+    tiles.append(visualize.to_uint8(lens[0]))
+    labels.append("thin-lens ground truth")
+  return tiles, labels
+
+
+def samples_figure(rows, title, tile_in=2.2, fontsize=8):
+  """A grid of image tiles: rows a list of (tiles (H, W, 3) uint8, labels str) per row, each
+  tile tile_in inches wide, under `title` wrapped to the figure's width so none of it is cut
+  off. Returns the matplotlib figure."""
+  plt = _matplotlib()
+  ncols, nrows = max(len(tiles) for tiles, _ in rows), len(rows)
+  fig, axes = plt.subplots(nrows, ncols, figsize=(tile_in * ncols, tile_in * nrows + 0.6),
+                           squeeze=False, layout="constrained")
+  for i, (tiles, labels) in enumerate(rows):
+    for j in range(ncols):
+      ax = axes[i][j]
+      ax.axis("off")
+      if j < len(tiles):
+        ax.imshow(tiles[j])
+        ax.set_title(labels[j], fontsize=fontsize - 1)
+  # A DejaVu Sans character is about 0.6 em wide on average; keep a 10 % margin.
+  chars = max(20, int(0.9 * tile_in * ncols * 72 / (0.6 * fontsize)))
+  fig.suptitle(textwrap.fill(title, chars), fontsize=fontsize)
+  return fig
 
 
 def make_samples_figure(groups, path, num_images, split="test"):
-  """samples.png: rows = test images; columns = input | each arm's depth | ground truth |
-  each arm's DoF render | DoF render from ground truth [| thin-lens ground truth, where the data
-  has it: the renders then use its lens and focus, and the arms' PSNR is against it]. Each arm
-  uses its first (lowest seed) workdir. Returns (rows, thin lens shown). Raises ImportError /
-  UserError if the predictor or the data cannot be loaded."""
+  """Writes samples.png: rows = test images, columns as `_sample_row`, where the data has
+  thin-lens ground truth the renders use its lens and focus and the arms' PSNR is against it.
+  Each arm uses its first (lowest seed) workdir. Returns (rows, thin lens shown). Raises
+  UserError if a workdir has no checkpoint or the data cannot be loaded."""
   from dofjax import inference
-  from dofjax import metrics as metrics_lib
-  from dofjax import visualize
   first = next(iter(groups.values()))[0]
   far = float(first.config.get("depth_far_m", 10.0))
   dataset = first.eval_dataset
-  examples = load_test_images(first.config, num_images, split, dataset)
+  examples, max_radius = load_test_images(first.config, num_images, split, dataset)
   if not examples:
     raise errors.UserError(f"The {split} split of {dataset} yielded no image.")
   thin_lens = all(lens is not None for _, _, lens in examples)
   predictors = {arm: inference.load_depth_predictor(rs[0].path) for arm, rs in groups.items()}
-  try:
-    import dofjax.dof  # noqa: F401
-    with_dof = True
-  except ImportError:
-    with_dof = False
-
-  plt = _matplotlib()
-  arms = list(groups)
-  names = [ARM_NAMES.get(a, a) for a in arms]
-  titles = (["input"] + [f"{n} depth" for n in names] + ["ground truth"]
-            + ([f"{n} DoF" for n in names] + ["DoF from ground truth"] if with_dof else [])
-            + (["thin-lens ground truth"] if with_dof and thin_lens else []))
-  ncols, nrows = len(titles), len(examples)
-  fig, axes = plt.subplots(nrows, ncols, figsize=(2.2 * ncols, 2.2 * nrows + 0.4),
-                           squeeze=False)
-  for i, (image, gt, lens) in enumerate(examples):
-    preds = {a: _resize(np.asarray(predictors[a](image), np.float32), gt.shape) for a in arms}
-    valid = gt[(gt > 0) & (gt < far)]
-    # One colour range per row (the true depth's), shared by every depth panel of the row.
-    near_c, far_c = (float(valid.min()), float(valid.max())) if valid.size else (0.5, far)
-    far_c = max(far_c, near_c * 1.01)
-    tiles, labels = [visualize.to_uint8(image)], ["input"]
-    for a in arms:
-      err = metrics_lib.depth_metrics_per_image(preds[a][None], gt[None],
-                                                max_depth=far)["abs_rel"]
-      tiles.append(visualize.colorize_depth_m(preds[a], near_c, far_c))
-      labels.append(f"{ARM_NAMES.get(a, a)} AbsRel {float(err[0]):.3f}")
-    tiles.append(visualize.colorize_depth_m(gt, near_c, far_c))
-    labels.append("ground truth")
-    if with_dof:
-      gt_filled = np.where(gt > 0, gt, np.median(gt[gt > 0]) if (gt > 0).any() else 1.0)
-      settings = thin_lens_settings(gt_filled, lens) if thin_lens else dof_settings(gt)
-      reference = dof_render(image, gt_filled, settings)
-      target = lens[0] if thin_lens else reference
-      for a in arms:
-        render = dof_render(image, preds[a], settings)
-        psnr = float(metrics_lib.psnr_per_image(render[None], target[None])[0])
-        tiles.append(visualize.to_uint8(render))
-        labels.append(f"{ARM_NAMES.get(a, a)} DoF {psnr:.1f} dB")
-      tiles.append(visualize.to_uint8(reference))
-      labels.append("DoF from ground truth")
-      if thin_lens:
-        tiles.append(visualize.to_uint8(lens[0]))
-        labels.append("thin-lens ground truth")
-    for j, (tile, label) in enumerate(zip(tiles, labels)):
-      ax = axes[i][j]
-      ax.imshow(tile)
-      ax.set_xticks([])
-      ax.set_yticks([])
-      ax.set_title(label, fontsize=7)
+  rows = []
+  for image, gt, lens in examples:
+    preds = {a: np.asarray(p(image), np.float32) for a, p in predictors.items()}
+    rows.append(_sample_row(image, gt, lens if thin_lens else None, preds, far=far,
+                            max_radius=max_radius))
   lens_text = ("the thin-lens ground truth's lens and focus; PSNR against it" if thin_lens else
                "the same lens, focused on the median true depth")
-  fig.suptitle(f"{split} images of {dataset}; depth colour = inverse depth over each row's true "
-               f"depth range (bright = near); in a row every DoF render uses {lens_text}",
-               fontsize=8)
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
+  _save(samples_figure(rows, f"{split} images of {dataset}; depth colour = inverse depth over "
+                             "each row's true depth range (bright = near); in a row every DoF "
+                             f"render uses {lens_text}"), path)
   return len(examples), thin_lens
 
 
@@ -591,9 +606,16 @@ def _warn(message):
   print(f"warning: {message}", file=sys.stderr)
 
 
+def report_title(arms):
+  """'# Ablation report: L1 vs cGAN+L1': the labels of the arms present, in report order."""
+  return "# Ablation report: " + " vs ".join(arm_label(a) for a in arms)
+
+
 def write_report(runs, out_dir, *, num_images=4, split="test", warnings=()):
   """Writes README.md, summary.json, curves.png, losses.png and samples.png into out_dir.
 
+  samples.png is skipped, with a warning in README.md, when a workdir has no checkpoint or the
+  data cannot be loaded (a UserError); the numbers never depend on it.
   Returns the summary dict ({arm: ...}, see `summarize`)."""
   os.makedirs(out_dir, exist_ok=True)
   warnings = list(warnings)
@@ -605,26 +627,36 @@ def write_report(runs, out_dir, *, num_images=4, split="test", warnings=()):
   curves = plot_curves(groups, os.path.join(out_dir, "curves.png"))
   if not curves:
     notes.append("No validation lines in any metrics.jsonl: curves.png not written.")
-  losses = plot_curves(groups, os.path.join(out_dir, "losses.png"), "train", "Training losses")
+  loss_keys = plot_curves(groups, os.path.join(out_dir, "losses.png"), "train",
+                          "Training losses")
 
   samples, thin_lens = 0, False
   if num_images > 0:
     try:
       samples, thin_lens = make_samples_figure(groups, os.path.join(out_dir, "samples.png"),
                                                num_images, split)
-    except ImportError as e:
-      warnings.append(f"samples.png skipped: a module it needs is missing ({e}).")
-    except Exception as e:  # pylint: disable=broad-except
-      # The figure is a picture on top of the numbers; never lose the table because of it.
-      warnings.append(f"samples.png skipped: {type(e).__name__}: {e}")
+    except errors.UserError as e:
+      warnings.append(f"samples.png skipped: {e}")
 
   with open(os.path.join(out_dir, "summary.json"), "w") as f:
     json.dump({"arms": summary, "config_differences": {k: [str(x) for x in v]
                                                        for k, v in diffs.items()},
                "warnings": warnings}, f, indent=2, sort_keys=True)
+  md = (_metrics_markdown(runs, summary, diffs)
+        + _figures_markdown(curves, loss_keys, samples, thin_lens, split))
+  if warnings or notes:
+    md += ["## Warnings and notes", ""] + [f"- {w}" for w in warnings + notes] + [""]
+  with open(os.path.join(out_dir, "README.md"), "w") as f:
+    f.write("\n".join(md).rstrip("\n") + "\n")
+  for w in warnings:
+    _warn(w)
+  return summary
 
+
+def _metrics_markdown(runs, summary, diffs):
+  """README.md lines: title, the arm table and its legend, the runs and config differences."""
   datasets = sorted({r.data_label for r in runs})
-  md = ["# Ablation report: L1 vs cGAN vs cGAN+L1", "",
+  md = [report_title(summary), "",
         f"Generated by `python -m dofjax.compare` on "
         f"{datetime.datetime.now().strftime('%Y-%m-%d %H:%M')} from {len(runs)} workdir(s); "
         f"dataset: {', '.join(f'`{d}`' for d in datasets)}.", "",
@@ -646,12 +678,22 @@ def write_report(runs, out_dir, *, num_images=4, split="test", warnings=()):
     md += [f"- `{k}`: " + ", ".join(f"{r.path}={v!r}" for r, v in zip(runs, vals))
            for k, vals in diffs.items()]
     md.append("")
+  return md
+
+
+def _figures_markdown(curves, loss_keys, samples, thin_lens, split):
+  """README.md lines for the figures that were written."""
+  md = []
   if curves:
     md += ["## Validation curves", "",
            "Mean over seeds per arm; shaded: min..max over seeds.", "", "![curves](curves.png)",
            ""]
-  if losses:
-    md += ["## Training losses", "", "![losses](losses.png)", ""]
+  if loss_keys:
+    md += ["## Training losses", ""]
+    if THROUGHPUT in loss_keys:
+      md += [f"The last panel, `{THROUGHPUT}`, is the training speed (steps per second, "
+             "machine-dependent), not a loss.", ""]
+    md += ["![losses](losses.png)", ""]
   if samples:
     md += ["## Samples", "",
            f"The same {samples} {split} images for every arm (each arm's lowest-seed workdir): "
@@ -660,13 +702,7 @@ def write_report(runs, out_dir, *, num_images=4, split="test", warnings=()):
               "the render from ground-truth depth, the thin-lens ground truth." if thin_lens else
               "(PSNR against the render from ground truth in the title), the render from ground "
               "truth."), "", "![samples](samples.png)", ""]
-  if warnings or notes:
-    md += ["## Warnings and notes", ""] + [f"- {w}" for w in warnings + notes] + [""]
-  with open(os.path.join(out_dir, "README.md"), "w") as f:
-    f.write("\n".join(md).rstrip("\n") + "\n")
-  for w in warnings:
-    _warn(w)
-  return summary
+  return md
 
 
 def _floor_sentence(runs):

@@ -13,6 +13,7 @@ import optax
 from dofjax import errors
 
 ARMS = ("l1", "cgan", "cgan_l1")
+ARM_LABELS = {"l1": "L1", "cgan": "cGAN", "cgan_l1": "cGAN+L1"}  # For reports and figures.
 GAN_MODES = ("vanilla", "lsgan")
 
 

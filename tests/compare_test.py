@@ -1,16 +1,18 @@
 """Tests for dofjax.compare on fake-but-realistic workdirs (and on real ones when possible)."""
 
-import importlib.util
 import json
 import os
 import subprocess
 import sys
+import types
 
 import numpy as np
 import pytest
 
 from dofjax import compare
 from dofjax import errors
+from dofjax import losses
+from dofjax import metrics
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -40,8 +42,11 @@ def make_workdir(root, arm, seed, *, dataset="synthetic_rgbd/quickstart", test=T
   final = TEST_METRICS.get((arm, seed), LAST_VALIDATION)
   with open(os.path.join(w, "metrics.jsonl"), "w") as f:
     for step in range(50, steps[-1] + 1, 50):
-      f.write(json.dumps({"step": step, "split": "train", "g_loss": 10.0 / step, "g_l1": 0.1,
-                          "learning_rate": 2e-4}) + "\n")
+      train = {"step": step, "split": "train", "g_loss": 10.0 / step, "g_l1": 0.1,
+               "learning_rate": 2e-4, "steps_per_second": 2.0 + seed}
+      if losses.uses_discriminator(arm):
+        train.update(d_fake=0.6, d_real=0.7, d_loss=0.65)
+      f.write(json.dumps(train) + "\n")
       if step in steps:
         scale = steps[-1] / step   # Errors shrink over training, the last line is the best.
         rec = {k: (v if k == "d1" else v * scale) for k, v in LAST_VALIDATION.items()}
@@ -161,13 +166,101 @@ def test_config_differences_are_reported(tmp_path):
   assert compare.config_differences(runs) == {"model.ngf": [32, 64]}
 
 
-def _fake_sample_modules(monkeypatch):
-  """Stand-ins for dofjax.inference and dofjax.input_pipeline with their agreed interfaces."""
-  import types
-  import dofjax
+@pytest.fixture
+def figures(monkeypatch):
+  """Keeps every figure compare closes: {suptitle text: figure} (closed for real afterwards)."""
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  kept = {}
+  real_close = plt.close
 
-  def create_eval_iterator(config, split):
+  def close(fig=None):
+    kept[fig.get_suptitle()] = fig
+
+  monkeypatch.setattr(plt, "close", close)
+  yield kept
+  for fig in kept.values():
+    real_close(fig)
+
+
+def _figure(kept, title_start):
+  matches = [fig for title, fig in kept.items() if title.startswith(title_start)]
+  assert len(matches) == 1, list(kept)
+  return matches[0]
+
+
+def _panel_titles(fig):
+  return [ax.get_title() for ax in fig.axes if ax.get_title()]
+
+
+def _legend_texts(fig):
+  return [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+
+
+def test_throughput_is_not_plotted_as_a_training_loss(tmp_path, figures):
+  ws = [make_workdir(str(tmp_path), "l1", s) for s in (0, 1)]
+  out = str(tmp_path / "report")
+  compare.main(ws + ["--out", out, "--num_images", "0"])
+  fig = _figure(figures, "Training losses")
+  titles = _panel_titles(fig)
+  assert titles[:2] == ["g_l1", "g_loss"], titles
+  assert "steps_per_second" not in titles   # Not a plain loss panel...
+  assert titles[-1] == "steps_per_second (training throughput, not a loss)"  # ...its own.
+  throughput_ax = next(ax for ax in fig.axes if ax.get_title() == titles[-1])
+  (line,) = throughput_ax.get_lines()
+  np.testing.assert_allclose(line.get_ydata(), 2.5)   # Mean over seeds of 2.0 and 3.0 steps/s.
+  md = open(os.path.join(out, "README.md")).read()
+  assert "is the training speed (steps per second, machine-dependent), not a loss" in md
+  assert "steps_per_second" not in json.load(open(os.path.join(out, "summary.json")))["arms"][
+      "l1"]["metrics"]
+
+
+def test_losses_legend_names_every_arm_even_one_missing_from_the_first_panel(tmp_path, figures):
+  ws = [make_workdir(str(tmp_path), "l1", 0), make_workdir(str(tmp_path), "cgan_l1", 0)]
+  compare.main(ws + ["--out", str(tmp_path / "report"), "--num_images", "0"])
+  fig = _figure(figures, "Training losses")
+  assert _panel_titles(fig)[0] == "d_fake"   # Logged by cGAN+L1 only: L1 has no line there.
+  assert _legend_texts(fig) == ["L1 (n=1)", "cGAN+L1 (n=1)"]
+  assert _legend_texts(_figure(figures, "Validation metrics")) == ["L1 (n=1)", "cGAN+L1 (n=1)"]
+
+
+def test_report_title_names_only_the_arms_present(tmp_path):
+  one = make_workdir(str(tmp_path), "cgan", 0)
+  out = str(tmp_path / "one")
+  compare.main([one, "--out", out, "--num_images", "0"])
+  assert open(os.path.join(out, "README.md")).readline() == "# Ablation report: cGAN\n"
+  two = make_workdir(str(tmp_path), "l1", 0)
+  out = str(tmp_path / "two")
+  compare.main([one, two, "--out", out, "--num_images", "0"])
+  assert open(os.path.join(out, "README.md")).readline() == "# Ablation report: L1 vs cGAN\n"
+
+
+def test_vocabulary_comes_from_the_losses_and_metrics_modules():
+  # Every arm the trainer accepts has a display name, and reports list arms in its order.
+  assert set(losses.ARM_LABELS) == set(losses.ARMS)
+  runs = [compare.Run(path=a, config={}, arm=a, seed=0, dataset="d", eval_dataset="d",
+                      validation=[], train=[], final={}, final_step=None, source="test")
+          for a in reversed(losses.ARMS + ("zz_new_arm",))]
+  assert list(compare.group_by_arm(runs)) == list(losses.ARMS) + ["zz_new_arm"]
+  for key in metrics.DEPTH_KEYS + metrics.BOUNDARY_KEYS + metrics.BOKEH_KEYS:
+    assert compare.higher_is_better(key) == (key in metrics.HIGHER_IS_BETTER), key
+    assert compare.higher_is_better(key + "_thin_lens") == (key in metrics.HIGHER_IS_BETTER)
+  assert not compare.higher_is_better("l1_code") and not compare.higher_is_better("d_fake")
+  keys = compare.metric_keys([{k: 1.0 for k in ("l1_code", "bokeh_psnr_thin_lens", "d1", "rmse",
+                                                "thin_lens_floor_psnr", "steps_per_second",
+                                                "count")}])
+  assert keys == ["rmse", "d1", "bokeh_psnr_thin_lens", "l1_code"]
+
+
+class _FakeEvalIterable:
+  """Stand-in for input_pipeline.create_eval_iterator's result: two 40x48 batches of two, the
+  second example of each a padding slot; no thin-lens ground truth."""
+
+  def __init__(self, config, split):
     assert split == "test" and config.dataset == "synthetic_rgbd/quickstart"
+
+  def __iter__(self):
     rng = np.random.default_rng(0)
     for _ in range(2):
       image = rng.uniform(0, 1, (2, 40, 48, 3)).astype(np.float32)
@@ -176,22 +269,29 @@ def _fake_sample_modules(monkeypatch):
       yield {"image_full": image, "depth_full": depth,
              "example_mask": np.array([1.0, 0.0], np.float32)}   # Second example = padding.
 
-  def load_depth_predictor(workdir):
-    scale = 1.0 if "cgan_l1" in workdir else 1.3
-    return lambda image01: np.where(np.arange(48)[None, :] < 24, 4.0, 1.5) * scale + 0 * image01[
-        ..., 0]
+  def thin_lens_max_radius_px(self):
+    return None
 
+
+def _stand_in_predictor(workdir):
+  scale = 1.0 if "cgan_l1" in workdir else 1.3
+  return lambda image01: np.where(np.arange(48)[None, :] < 24, 4.0, 1.5) * scale + 0 * image01[
+      ..., 0]
+
+
+def _fake_sample_modules(monkeypatch, load_depth_predictor=_stand_in_predictor):
+  """Stand-ins for dofjax.inference and dofjax.input_pipeline with their public interfaces."""
+  import dofjax
   inference = types.ModuleType("dofjax.inference")
   inference.load_depth_predictor = load_depth_predictor
   pipeline = types.ModuleType("dofjax.input_pipeline")
-  pipeline.create_eval_iterator = create_eval_iterator
+  pipeline.create_eval_iterator = _FakeEvalIterable
   for name, mod in (("inference", inference), ("input_pipeline", pipeline)):
     monkeypatch.setitem(sys.modules, f"dofjax.{name}", mod)
     monkeypatch.setattr(dofjax, name, mod, raising=False)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("dofjax.dof") is None, reason="needs dofjax.dof")
-def test_samples_figure_with_stand_in_predictor_and_data(tmp_path, monkeypatch):
+def test_samples_figure_with_stand_in_predictor_and_data(tmp_path, monkeypatch, figures):
   _fake_sample_modules(monkeypatch)
   ws = [make_workdir(str(tmp_path), "l1", 0), make_workdir(str(tmp_path), "cgan_l1", 0)]
   out = str(tmp_path / "report")
@@ -200,33 +300,81 @@ def test_samples_figure_with_stand_in_predictor_and_data(tmp_path, monkeypatch):
   assert "samples.png skipped" not in md, md
   assert "![samples](samples.png)" in md and "The same 2 test images" in md
   assert os.path.getsize(os.path.join(out, "samples.png")) > 10_000
+  fig = _figure(figures, "test images of synthetic_rgbd/quickstart")
+  titles = _panel_titles(fig)
+  assert titles[:4] == ["input", "L1 AbsRel 0.300", "cGAN+L1 AbsRel 0.000", "ground truth"]
+  # cGAN+L1's stand-in depth is the true depth: its render is the one from ground truth.
+  db = {t.split(" DoF ")[0]: float(t.split(" DoF ")[1].split()[0]) for t in titles[4:6]}
+  assert list(db) == ["L1", "cGAN+L1"] and db["cGAN+L1"] > 60.0 > db["L1"], titles
+  assert titles[6] == "DoF from ground truth" and len(titles) == 2 * 7
 
 
-_HAVE_SAMPLE_MODULES = all(importlib.util.find_spec(m) is not None
-                           for m in ("dofjax.inference", "dofjax.input_pipeline", "dofjax.dof"))
+def test_samples_title_lies_inside_the_figure(tmp_path, monkeypatch, figures):
+  _fake_sample_modules(monkeypatch)
+  w = make_workdir(str(tmp_path), "l1", 0)   # One arm: the narrowest figure.
+  compare.main([w, "--out", str(tmp_path / "report"), "--num_images", "1"])
+  fig = _figure(figures, "test images of")
+  fig.canvas.draw()
+  (title,) = [t for t in fig.texts if t.get_text() == fig.get_suptitle()]
+  box = title.get_window_extent()
+  width, height = fig.canvas.get_width_height()
+  assert 0 <= box.x0 and box.x1 <= width and 0 <= box.y0 and box.y1 <= height, (box, width)
+  panel_tops = [ax.get_window_extent().y1 for ax in fig.axes]
+  assert box.y0 > max(panel_tops)   # Above the pictures, not over them.
+
+
+def test_samples_figure_user_error_is_a_warning_and_the_table_is_kept(tmp_path, monkeypatch):
+  def no_checkpoint(workdir):
+    raise errors.UserError(f"No checkpoint in {workdir}/checkpoints; train first.")
+
+  _fake_sample_modules(monkeypatch, no_checkpoint)
+  w = make_workdir(str(tmp_path), "l1", 0)
+  out = str(tmp_path / "report")
+  compare.main([w, "--out", out, "--num_images", "1"])
+  md = open(os.path.join(out, "README.md")).read()
+  assert "samples.png skipped" in md and "No checkpoint in" in md and "| 0.2 |" in md
+  assert not os.path.exists(os.path.join(out, "samples.png"))
+
+
+def test_a_bug_in_the_samples_figure_surfaces(tmp_path, monkeypatch):
+  def buggy(workdir):
+    del workdir
+    return lambda image01: image01[..., 5]   # A bug: IndexError, not a user's mistake.
+
+  _fake_sample_modules(monkeypatch, buggy)
+  w = make_workdir(str(tmp_path), "l1", 0)
+  with pytest.raises(IndexError):
+    compare.main([w, "--out", str(tmp_path / "report"), "--num_images", "1"])
+
+
+# ----------------------------------------------------------------------------------------------
+# Real tiny workdirs: trained once per session, through the command line a user runs.
+
+
+@pytest.fixture(scope="session")
+def trained_workdirs(tmp_path_factory, synthetic_data_dir):
+  """[l1 workdir, cgan_l1 workdir]: configs/tiny.py trained on synthetic_rgbd/tiny and
+  evaluated (--mode=eval) on synthetic_rgbd/dof_tiny, which has thin-lens ground truth."""
+  root = tmp_path_factory.mktemp("compare_workdirs")
+  env = {**os.environ, "PYTHONPATH": REPO + os.pathsep + os.environ.get("PYTHONPATH", "")}
+  workdirs = []
+  for arm in ("l1", "cgan_l1"):
+    w = str(root / arm)
+    flags = [f"--config={os.path.join(REPO, 'configs', 'tiny.py')}", f"--workdir={w}",
+             f"--config.data_dir={synthetic_data_dir}", f"--config.loss.arm={arm}",
+             "--config.num_samples=0", "--config.eval_dataset=synthetic_rgbd/dof_tiny"]
+    for mode in ("train", "eval"):
+      proc = subprocess.run([sys.executable, "-m", "dofjax.main", *flags, f"--mode={mode}"],
+                            cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+      assert proc.returncode == 0, proc.stderr[-3000:]
+    workdirs.append(w)
+  return workdirs
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not _HAVE_SAMPLE_MODULES,
-                    reason="samples.png needs dofjax.inference (load_depth_predictor), "
-                           "dofjax.input_pipeline (create_eval_iterator) and dofjax.dof; "
-                           "not all exist yet")
-def test_samples_figure_on_real_tiny_workdirs(tmp_path, synthetic_data_dir):
-  from configs import tiny
-  from dofjax import train
-  workdirs = []
-  for arm in ("l1", "cgan_l1"):
-    config = tiny.get_config()
-    config.data_dir = synthetic_data_dir
-    config.num_samples = 0
-    config.loss.arm = arm
-    config.eval_dataset = "synthetic_rgbd/dof_tiny"  # Thin-lens ground truth: its bokeh error.
-    w = str(tmp_path / arm)
-    train.train_and_evaluate(config, w)
-    train.evaluate_checkpoint(config, w, split="test")
-    workdirs.append(w)
+def test_samples_figure_on_real_tiny_workdirs(tmp_path, trained_workdirs):
   out = str(tmp_path / "report")
-  compare.main(workdirs + ["--out", out, "--num_images", "2"])
+  compare.main(trained_workdirs + ["--out", out, "--num_images", "2"])
   md = open(os.path.join(out, "README.md")).read()
   assert "samples.png skipped" not in md, md
   assert os.path.getsize(os.path.join(out, "samples.png")) > 10_000
@@ -235,7 +383,22 @@ def test_samples_figure_on_real_tiny_workdirs(tmp_path, synthetic_data_dir):
   assert "bokeh_psnr_thin_lens ↑" in md and "against the thin-lens ground truth" in md, md
   assert "thin-lens ground truth's lens and focus" in md, md
   assert "thin_lens_floor_psnr ↑" not in md, md  # A sentence, not a column.
-  for w in workdirs:
+  for w in trained_workdirs:
     result = json.load(open(os.path.join(w, "eval_test.json")))
     assert result["dataset"] == "synthetic_rgbd/dof_tiny"
     assert {"bokeh_psnr_thin_lens", "thin_lens_floor_psnr"} <= set(result["metrics"])
+
+
+@pytest.mark.slow
+def test_real_training_lines_losses_figure(tmp_path, trained_workdirs, figures):
+  # The keys compare relies on are the ones training writes.
+  l1, cgan_l1 = (compare.load_run(w) for w in trained_workdirs)
+  assert any(compare.THROUGHPUT in rec for rec in l1.train)
+  assert not any("d_fake" in rec for rec in l1.train)
+  assert any("d_fake" in rec for rec in cgan_l1.train)
+  compare.main(trained_workdirs + ["--out", str(tmp_path / "report"), "--num_images", "0"])
+  fig = _figure(figures, "Training losses")
+  titles = _panel_titles(fig)
+  assert titles[0] == "d_fake" and compare.THROUGHPUT not in titles, titles
+  assert titles[-1].startswith(f"{compare.THROUGHPUT} (training throughput")
+  assert _legend_texts(fig) == ["L1 (n=1)", "cGAN+L1 (n=1)"]
