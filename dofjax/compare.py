@@ -34,6 +34,8 @@ import numpy as np
 from dofjax import errors
 from dofjax import losses
 from dofjax import metrics as metrics_lib
+from dofjax import steps
+from dofjax import summaries
 
 # Record entries that are bookkeeping, not metrics: the line's own fields, the metrics module's
 # per-image weights and counts, the training line's learning rate and step-validity flag.
@@ -41,9 +43,9 @@ BOOKKEEPING = frozenset({"step", "split", "valid", "num_pixels", "count", "learn
                          "nonfinite"})
 # Training throughput, logged on the train lines (steps/s, higher is better): not a loss, so it
 # gets its own panel in losses.png.
-THROUGHPUT = "steps_per_second"
+THROUGHPUT = summaries.THROUGHPUT_KEY
 # Arm-independent reference numbers: reported in a sentence under the table, not as columns.
-REFERENCE_METRICS = ("thin_lens_floor_psnr", "thin_lens_floor_ssim")
+REFERENCE_METRICS = steps.THIN_LENS_FLOOR_KEYS
 # Metric columns, in this order first; anything else (the thin-lens bokeh variants, l1_code)
 # follows alphabetically.
 METRIC_ORDER = metrics_lib.DEPTH_KEYS + metrics_lib.BOUNDARY_KEYS + metrics_lib.BOKEH_KEYS

@@ -68,16 +68,22 @@ def parse_flags(argv):
   except flags.Error as e:
     _fail(f"{e}. Pass --help to see the flags.")
   except (AttributeError, KeyError) as e:
-    # ml_collections reports an unknown --config.<field> like this, with a "did you mean".
-    bad = [a.split("=")[0] for a in argv[1:] if a.startswith("--config.")]
+    # ml_collections reports an unknown --config.<field> like this, naming the field in quotes
+    # and adding a "did you mean".
+    message = e
+    while isinstance(message, BaseException) and message.args:  # AttributeError(KeyError(str)).
+      message = message.args[0]
+    field = re.search(r"'(\w+)'", str(message))
+    bad = [a.split("=")[0] for a in argv[1:] if a.startswith("--config.") and field
+           and a.split("=")[0].endswith("." + field.group(1))]
     if not bad:
       raise
-    suggestion = re.search(r'Did you mean "([^"]+)"', str(e))
-    fix = ""
-    if suggestion and len(bad) == 1:
+    suggestion = re.search(r'Did you mean "([^"]+)"', str(message))
+    fix = "."
+    if suggestion:
       fix = f"; did you mean {bad[0].rsplit('.', 1)[0]}.{suggestion.group(1)}?"
-    _fail(f"{' '.join(bad)}: no such field in the config{fix} The fields are those of the "
-          "config file (configs/base.py lists them all).")
+    _fail(f"{bad[0]}: no such field in the config{fix} The fields are those of the config file "
+          "(configs/base.py lists them all).")
 
 
 def _run(argv):

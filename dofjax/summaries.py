@@ -12,6 +12,9 @@ import time
 import numpy as np
 from etils import epath
 
+# The metrics.jsonl / TensorBoard key of the training rate (steps per second of training only).
+THROUGHPUT_KEY = "steps_per_second"
+
 
 def format_duration(seconds: float) -> str:
   """Seconds -> 'h:mm:ss' or 'm:ss'."""

@@ -158,7 +158,7 @@ def _log_train(run, step, metrics, first=False):
     if first:
       rate = float("nan")
     else:
-      scalars["steps_per_second"] = rate
+      scalars[summaries.THROUGHPUT_KEY] = rate
     run.writer.scalars(step, "train", scalars)
     shown = {k: host[k] for k in ("g_loss", "g_l1", "g_gan", "d_loss") if k in host}
     run.progress.line(step, shown, rate)
