@@ -1,10 +1,13 @@
 """`python -m dofjax.benchmark train` on the tiny config: runs, and its last line is the JSON."""
 
+import ast
 import json
+import math
 import os
 import subprocess
 import sys
 
+import jax
 import pytest
 
 from dofjax import bench_train
@@ -56,3 +59,64 @@ def test_bad_flags_are_user_errors():
     bench_train.main(["bench", f"--config={_ROOT}/configs/tiny.py", "--part=everything"])
   with pytest.raises(errors.UserError):
     bench_train.main(["bench", f"--config={_ROOT}/configs/tiny.py", "--steps=0"])
+
+
+class _Device:
+  def __init__(self, stats):
+    self._stats = stats
+
+  def memory_stats(self):
+    if isinstance(self._stats, Exception):
+      raise self._stats
+    return self._stats
+
+
+class _Compiled:
+  def __init__(self, cost):
+    self._cost = cost
+
+  def cost_analysis(self):
+    if isinstance(self._cost, Exception):
+      raise self._cost
+    return self._cost
+
+
+def test_missing_figures_are_reported_as_missing_and_bugs_surface(monkeypatch):
+  """No statistics (None, NotImplementedError) -> fallbacks; any other error propagates."""
+  # pylint: disable=protected-access
+  monkeypatch.setattr(jax, "local_devices", lambda: [_Device(None)])
+  assert bench_train._peak_memory()[1] == "process max RSS"
+  monkeypatch.setattr(jax, "local_devices", lambda: [_Device({"peak_bytes_in_use": 7})])
+  assert bench_train._peak_memory() == (7, "device peak_bytes_in_use")
+  monkeypatch.setattr(jax, "local_devices", lambda: [_Device(RuntimeError("driver bug"))])
+  with pytest.raises(RuntimeError, match="driver bug"):
+    bench_train._peak_memory()
+  assert bench_train._flops(_Compiled([{"flops": 3e9}])) == 3e9
+  assert math.isnan(bench_train._flops(_Compiled(NotImplementedError("no cost model"))))
+  with pytest.raises(TypeError, match="a bug"):
+    bench_train._flops(_Compiled(TypeError("a bug")))
+
+
+@pytest.mark.parametrize("module", ["dofjax/bench_train.py", "dofjax/bench_data.py",
+                                    "dofjax/input_pipeline.py", "tfds_diml/diml.py",
+                                    "tfds_diml/synthetic_rgbd.py", "tfds_diml/make_dummy_data.py",
+                                    "tfds_diml/local_builder.py", "tfds_diml/storage.py"])
+def test_no_bare_or_broad_except(module):
+  """Only specific, expected exceptions are caught: a bug must surface as a bug."""
+  with open(os.path.join(_ROOT, module), encoding="utf-8") as f:
+    tree = ast.parse(f.read())
+  broad = []
+  for node in ast.walk(tree):
+    if isinstance(node, ast.ExceptHandler):
+      names = ([] if node.type is None else
+               [n.id for n in ast.walk(node.type) if isinstance(n, ast.Name)])
+      if node.type is None or {"Exception", "BaseException"} & set(names):
+        broad.append(node.lineno)
+  assert not broad, f"{module}: broad except at lines {broad}"
+
+
+def test_data_benchmark_rejects_bad_frame_sizes():
+  from dofjax import bench_data  # pylint: disable=g-import-not-at-top
+  for bad in ("1344", "0x756", "axb", "1x2x3"):
+    with pytest.raises(errors.UserError, match="--hr_size must be WIDTHxHEIGHT"):
+      bench_data.main(["bench data", f"--hr_size={bad}"])
