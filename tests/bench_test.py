@@ -1,4 +1,8 @@
-"""`python -m dofjax.benchmark train` on the tiny config: runs, and its last line is the JSON."""
+"""`python -m dofjax.benchmark train` on the tiny config: runs, and its last line is the JSON.
+
+The full D+G step takes about a minute of CPU to compile even at the tiny size, so its
+command-line run is `slow`; the everyday suite times the generator alone, in process.
+"""
 
 import ast
 import json
@@ -18,6 +22,7 @@ KEYS = ("seconds_per_step_median", "images_per_second", "gflop_per_step", "gflop
         "peak_memory_bytes")
 
 
+@pytest.mark.slow  # Compiling the full tiny train step: 60-90 s of CPU.
 def test_train_benchmark_cli_on_tiny():
   proc = subprocess.run(
       [sys.executable, "-m", "dofjax.benchmark", "train", "--config=configs/tiny.py",
@@ -29,7 +34,7 @@ def test_train_benchmark_cli_on_tiny():
   for key in KEYS:
     assert key in result, key
   assert result["part"] == "step" and result["batch_size"] == 2 and result["steps"] == 3
-  assert 0 < result["seconds_per_step_median"] < 60
+  assert result["seconds_per_step_median"] > 0
   assert result["images_per_second"] == pytest.approx(2 / result["seconds_per_step_median"])
   assert result["gflop_per_step"] > 0
   assert result["fraction_of_peak"] is None  # A CPU: no listed bf16 rate.
@@ -41,6 +46,9 @@ def test_generator_part_in_process(capsys):
                              "--steps=2", "--warmup=0", "--config.model.conv_impl=xla",
                              "--peak_tflops=0.5"])
   assert result["part"] == "generator_fwd" and result["conv_impl"] == "xla"
+  for key in KEYS:
+    assert key in result, key
+  assert result["steps"] == 2 and result["gflop_per_step"] > 0
   assert result["fraction_of_peak"] == pytest.approx(result["gflop_per_second"] / 500.0)
   out = capsys.readouterr().out.strip().splitlines()
   assert json.loads(out[-1]) == result
