@@ -38,14 +38,12 @@ import tensorflow_datasets as tfds
 from dofjax import depth as depth_lib
 from dofjax import errors
 from dofjax.errors import DataError, UserError
-import tfds_diml  # Registers the builders with TFDS.
+from tfds_diml import builders  # Registers the builders with TFDS.
 from tfds_diml import diml
 from tfds_diml import scenes
 
 # 'builder/config' of every dataset dofjax reads: diml/lr, diml/hr, synthetic_rgbd/tiny, ...
-KNOWN_DATASETS = tuple(f"{builder.name}/{c.name}" for builder in (tfds_diml.Diml,
-                                                                  tfds_diml.SyntheticRgbd)
-                       for c in builder.BUILDER_CONFIGS)
+KNOWN_DATASETS = builders.DATASETS
 TRAIN_KEYS = ("image", "depth", "target", "mask")
 EVAL_KEYS = TRAIN_KEYS + ("image_full", "depth_full", "example_mask")
 # Eval keys of datasets with thin-lens ground truth (synthetic_rgbd/dof*), see `thin_lens_arrays`.

@@ -10,6 +10,7 @@ import math
 import os
 import subprocess
 import sys
+import types
 
 import jax
 import pytest
@@ -69,40 +70,37 @@ def test_bad_flags_are_user_errors():
     bench_train.main(["bench", f"--config={_ROOT}/configs/tiny.py", "--steps=0"])
 
 
-class _Device:
-  def __init__(self, stats):
-    self._stats = stats
+def _answering(value):
+  """A zero-argument method stand-in: returns `value`, or raises it if it is an exception."""
+  def call():
+    if isinstance(value, Exception):
+      raise value
+    return value
+  return call
 
-  def memory_stats(self):
-    if isinstance(self._stats, Exception):
-      raise self._stats
-    return self._stats
+
+def _device(stats):
+  return types.SimpleNamespace(memory_stats=_answering(stats))
 
 
-class _Compiled:
-  def __init__(self, cost):
-    self._cost = cost
-
-  def cost_analysis(self):
-    if isinstance(self._cost, Exception):
-      raise self._cost
-    return self._cost
+def _compiled(cost):
+  return types.SimpleNamespace(cost_analysis=_answering(cost))
 
 
 def test_missing_figures_are_reported_as_missing_and_bugs_surface(monkeypatch):
   """No statistics (None, NotImplementedError) -> fallbacks; any other error propagates."""
   # pylint: disable=protected-access
-  monkeypatch.setattr(jax, "local_devices", lambda: [_Device(None)])
+  monkeypatch.setattr(jax, "local_devices", lambda: [_device(None)])
   assert bench_train._peak_memory()[1] == "process max RSS"
-  monkeypatch.setattr(jax, "local_devices", lambda: [_Device({"peak_bytes_in_use": 7})])
+  monkeypatch.setattr(jax, "local_devices", lambda: [_device({"peak_bytes_in_use": 7})])
   assert bench_train._peak_memory() == (7, "device peak_bytes_in_use")
-  monkeypatch.setattr(jax, "local_devices", lambda: [_Device(RuntimeError("driver bug"))])
+  monkeypatch.setattr(jax, "local_devices", lambda: [_device(RuntimeError("driver bug"))])
   with pytest.raises(RuntimeError, match="driver bug"):
     bench_train._peak_memory()
-  assert bench_train._flops(_Compiled([{"flops": 3e9}])) == 3e9
-  assert math.isnan(bench_train._flops(_Compiled(NotImplementedError("no cost model"))))
+  assert bench_train._flops(_compiled([{"flops": 3e9}])) == 3e9
+  assert math.isnan(bench_train._flops(_compiled(NotImplementedError("no cost model"))))
   with pytest.raises(TypeError, match="a bug"):
-    bench_train._flops(_Compiled(TypeError("a bug")))
+    bench_train._flops(_compiled(TypeError("a bug")))
 
 
 @pytest.mark.parametrize("module", ["dofjax/bench_train.py", "dofjax/bench_data.py",

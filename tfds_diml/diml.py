@@ -1,7 +1,7 @@
 """`diml`: the DIML/CVL RGB-D indoor dataset (Kinect v2), configs `lr` (512x288) and `hr`
 (1344x756). Manual download only.
 
-Features (`storage.rgbd_features`, shared with `synthetic_rgbd`):
+Features (`local_builder.rgbd_features`, shared with `synthetic_rgbd`):
   image  uint8 (H, W, 3)   the colour photo, stored as PNG bytes (the file's own bytes when it
                            already is 8-bit RGB, otherwise re-encoded as 8-bit RGB);
   depth  uint16 (H, W, 1)  `depth_filled`, millimetres, 0 = invalid, stored as the file's own
@@ -32,7 +32,6 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from tfds_diml import local_builder
-from tfds_diml import storage
 
 HOMEPAGE = "https://dimlrgbd.github.io/"
 SPLIT_FOLDERS = {"train": "train", "test": "test"}
@@ -315,7 +314,7 @@ class Diml(local_builder.LocalBuilder):
     return tfds.core.DatasetInfo(
         builder=self,
         description=__doc__,
-        features=tfds.features.FeaturesDict(storage.rgbd_features()),
+        features=tfds.features.FeaturesDict(local_builder.rgbd_features()),
         homepage=HOMEPAGE,
     )
 

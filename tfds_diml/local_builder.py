@@ -1,4 +1,5 @@
-"""`LocalBuilder`: the base of the dofjax builders, whose data never comes from the network.
+"""`LocalBuilder`, the base of the dofjax builders (whose data never comes from the network), and
+`rgbd_features`, the TFDS features they share.
 
 TFDS's own progress lines assume a download: preparing prints "Downloading and preparing dataset
 Unknown size ..." and "Dataset ... downloaded and prepared", and the first `is_prepared()` logs a
@@ -11,6 +12,7 @@ every error still propagates.
 import contextlib
 import logging
 
+import numpy as np
 import tensorflow_datasets as tfds
 
 # TFDS (via absl) logs "Variant folder %s has no %s" from `is_prepared` for a folder not written
@@ -70,3 +72,14 @@ class LocalBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   def _log_download_done(self) -> None:
     # Overrides TFDS's "Dataset ... downloaded and prepared to ..." line.
     print(f"Prepared {self.dataset_label()} in {self.data_dir}.", flush=True)
+
+
+def rgbd_features() -> dict:
+  """The TFDS features every dofjax builder shares (`storage` describes them): image uint8
+  HxWx3, depth uint16 HxWx1 (mm, PNG, so never truncated to 8 bits), scene and stem strings."""
+  return {
+      "image": tfds.features.Image(shape=(None, None, 3), dtype=np.uint8, encoding_format="png"),
+      "depth": tfds.features.Image(shape=(None, None, 1), dtype=np.uint16, encoding_format="png"),
+      "scene": tfds.features.Text(),
+      "stem": tfds.features.Text(),
+  }

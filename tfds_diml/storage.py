@@ -1,6 +1,6 @@
 """How RGB-D frames are stored on disk, and the one home of the millimetre <-> metre conversion.
 
-Every dofjax builder stores (`rgbd_features`):
+Every dofjax builder stores (`local_builder.rgbd_features`):
   image  uint8 (H, W, 3)   the colour photo, 8-bit RGB PNG bytes;
   depth  uint16 (H, W, 1)  z distance in millimetres as 16-bit greyscale PNG bytes, with 0 and
                            values >= 65500 (INVALID_MM_AT_OR_ABOVE) marking invalid pixels, as in
@@ -9,12 +9,12 @@ Every dofjax builder stores (`rgbd_features`):
   stem   string            the frame's name within the scene.
 Code outside the files works in float32 metres with 0 = invalid (`millimetres_to_metres`).
 
-The conversions accept numpy arrays of any shape; this module imports nothing from dofjax.
+The conversions accept numpy arrays of any shape. This module needs neither TFDS nor dofjax, so
+dofjax can use it without loading TFDS.
 """
 
 import cv2
 import numpy as np
-import tensorflow_datasets as tfds
 
 INVALID_MM_AT_OR_ABOVE = 65500
 
@@ -43,14 +43,3 @@ def encode_png(array: np.ndarray) -> bytes:
   if not ok:
     raise RuntimeError(f"OpenCV failed to encode a {array.dtype} {array.shape} array as PNG.")
   return buf.tobytes()
-
-
-def rgbd_features() -> dict:
-  """The TFDS features every dofjax builder shares (see the module docstring): image uint8
-  HxWx3, depth uint16 HxWx1 (mm, PNG, so never truncated to 8 bits), scene and stem strings."""
-  return {
-      "image": tfds.features.Image(shape=(None, None, 3), dtype=np.uint8, encoding_format="png"),
-      "depth": tfds.features.Image(shape=(None, None, 1), dtype=np.uint16, encoding_format="png"),
-      "scene": tfds.features.Text(),
-      "stem": tfds.features.Text(),
-  }
