@@ -129,7 +129,7 @@ class SyntheticRgbd(local_builder.LocalBuilder):
   ]
 
   def _info(self) -> tfds.core.DatasetInfo:
-    features = storage.rgbd_features()
+    features = local_builder.rgbd_features()
     if self.builder_config.thin_lens is not None:
       features["image_dof"] = tfds.features.Image(shape=(None, None, 3), dtype=np.uint8,
                                                   encoding_format="png")
