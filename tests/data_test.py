@@ -459,6 +459,16 @@ def test_tfds_diml_imports_nothing_from_dofjax():
   assert not offenders, offenders
 
 
+def test_depth_units_load_without_tfds():
+  """dofjax.depth (used by the photo CLI) gets the mm <-> m conversion without loading TFDS."""
+  script = ("import sys; import dofjax.depth as d; "
+            "assert d.millimetres_to_metres([1500, 0, 65500]).tolist() == [1.5, 0.0, 0.0]; "
+            "assert 'tensorflow_datasets' not in sys.modules, 'TFDS was imported'")
+  out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT,
+                       timeout=120, check=False)
+  assert out.returncode == 0, out.stderr[-2000:]
+
+
 # ----------------------------------------------------------------------------------------------
 # A fresh interpreter prepares and reads both builders: TensorFlow is never imported (where it is
 # not installed, as in the project's venv, this also shows it is not needed), and the output says
