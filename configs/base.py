@@ -10,14 +10,39 @@ import ml_collections
 def get_config(arg=None):
   """Returns the base ConfigDict; `configs/base.py:synthetic` gives the quickstart-sized arm
   (trained on synthetic_rgbd/quickstart, evaluated on synthetic_rgbd/dof's thin-lens scenes)."""
+  if arg not in (None, "", "synthetic"):
+    raise ValueError(f"Unknown config argument {arg!r}; the only one is ':synthetic'.")
+  c = paper_config()
   if arg == "synthetic":
-    from configs import quickstart
-    c = quickstart.get_config()
+    shrink_to_quickstart(c)
     # Evaluate on scenes with thin-lens ground truth: adds the bokeh error against it.
     c.eval_dataset = "synthetic_rgbd/dof"
-    return c
-  if arg:
-    raise ValueError(f"Unknown config argument {arg!r}; the only one is ':synthetic'.")
+  return c
+
+
+def shrink_to_quickstart(c):
+  """Scales a base ConfigDict down, in place, to the quickstart: 128 px synthetic scenes and a
+  CPU-sized Pix2Pix, same losses and optimiser (`configs/quickstart.py`, the `:synthetic` arms).
+  Returns c."""
+  c.dataset = "synthetic_rgbd/quickstart"
+  c.image_size = 128
+  c.load_size = 143            # 286/256 of the crop, as in the reference.
+  c.model.ngf = 32
+  c.model.ndf = 32
+  c.model.num_downs = 7        # 128 px -> 1x1 at the bottleneck.
+  c.batch_size = 4
+  c.num_train_steps = 1500
+  c.lr_constant_steps = 1000
+  c.log_every_steps = 50
+  c.eval_every_steps = 500
+  c.checkpoint_every_steps = 500
+  c.num_eval_batches = -1
+  c.eval_batch_size = 8
+  return c
+
+
+def paper_config():
+  """The paper's settings (DIML LR, 256 px, cGAN + L1, batch 1) as a fresh ConfigDict."""
   c = ml_collections.ConfigDict()
   c.seed = 0
 

@@ -39,6 +39,14 @@ def _config(data_dir, manual_dir, dataset, args):
   return c
 
 
+def _frame_size(text: str, flag: str):
+  """'WIDTHxHEIGHT' -> (width, height) positive ints; UserError naming `flag` otherwise."""
+  parts = text.lower().split("x")
+  if len(parts) != 2 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+    raise errors.UserError(f"{flag} must be WIDTHxHEIGHT in pixels, e.g. 1344x756; got {text!r}.")
+  return int(parts[0]), int(parts[1])
+
+
 def _time_pipeline(config, num_batches, warmup):
   """Seconds per example of the train iterator, after `warmup` batches."""
   it = input_pipeline.create_train_iterator(config, process_index=0, process_count=1)
@@ -70,10 +78,7 @@ def main(argv=None):
   cases = (("hr", "diml/hr", "HR", args.hr_size), ("px256", "diml/lr", "LR", args.small_size))
   with tempfile.TemporaryDirectory(prefix="dofjax_bench_data_") as tmp:
     for key, dataset, folder, size in cases:
-      try:
-        width, height = (int(v) for v in size.lower().split("x"))
-      except ValueError as e:
-        raise errors.UserError(f"--{key}_size must be WIDTHxHEIGHT, got {size!r}.") from e
+      width, height = _frame_size(size, f"--{key}_size")
       manual = os.path.join(tmp, f"manual_{key}")
       half = max(1, args.num_files // 2)
       layout = {"train": {"1. Bench room": half, "2. Bench hall": args.num_files - half},

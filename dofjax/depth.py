@@ -1,7 +1,8 @@
 """Depth units and the network's depth encoding.
 
 Depth is stored on disk as uint16 millimetres (0 = invalid, >= 65500 invalid too) and handled in
-the code as float32 metres (0 = invalid). The generator predicts an *inverse-depth code* in
+the code as float32 metres (0 = invalid); the conversions live with the storage format in
+`tfds_diml.storage` and are re-exported here. The generator predicts an *inverse-depth code* in
 [-1, 1] (its tanh output):
 
     code = 2 * (1/z - 1/far) / (1/near - 1/far) - 1,     z clipped to [near, far]
@@ -13,26 +14,12 @@ defocus blur, and a colour map of it reads like the depth maps photographers exp
 Every function here accepts numpy or jax arrays (it only uses arithmetic and `.clip`).
 """
 
+from tfds_diml.storage import INVALID_MM_AT_OR_ABOVE  # pylint: disable=unused-import
+from tfds_diml.storage import metres_to_millimetres  # pylint: disable=unused-import
+from tfds_diml.storage import millimetres_to_metres  # pylint: disable=unused-import
+
 DEFAULT_NEAR_M = 0.5
 DEFAULT_FAR_M = 10.0
-INVALID_MM_AT_OR_ABOVE = 65500
-
-
-def millimetres_to_metres(depth_mm):
-  """uint16 millimetres (any shape) -> float32 metres, invalid pixels (0 or >= 65500) -> 0."""
-  import numpy as np
-  depth_mm = np.asarray(depth_mm)
-  metres = depth_mm.astype(np.float32) / 1000.0
-  return np.where(depth_mm >= INVALID_MM_AT_OR_ABOVE, np.float32(0.0), metres).astype(np.float32)
-
-
-def metres_to_millimetres(depth_m):
-  """float metres -> uint16 millimetres, rounded; values <= 0 or beyond 65.499 m become 0."""
-  import numpy as np
-  depth_m = np.asarray(depth_m, dtype=np.float64)
-  mm = np.round(depth_m * 1000.0)
-  mm = np.where((mm <= 0) | (mm >= INVALID_MM_AT_OR_ABOVE), 0, mm)
-  return mm.astype(np.uint16)
 
 
 def valid_mask(depth_m, near=1e-3, far=DEFAULT_FAR_M):

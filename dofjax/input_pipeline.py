@@ -5,7 +5,8 @@ array_record files and decodes PNGs with OpenCV, and grain shuffles, transforms 
 
 Per example (training, the Pix2Pix reference jitter):
   1. decode: image uint8 (H, W, 3), depth uint16 millimetres (H, W, 1);
-  2. depth -> metres (`dofjax.depth.millimetres_to_metres`: 0 and >= 65500 mm -> 0 = invalid);
+  2. depth -> metres (`tfds_diml.storage.millimetres_to_metres`: 0 and >= 65500 mm -> 0 =
+     invalid);
   3. resize both to load_size x load_size: the image with area (down) / bilinear (up)
      interpolation, the depth with nearest neighbour so no fake depths appear at edges. The frame
      is squashed to a square, as in the reference, *not* cropped to keep its aspect: DIML's 16:9
@@ -32,14 +33,17 @@ from typing import Any, Dict, Iterator, Optional
 import cv2
 import grain
 import numpy as np
+import tensorflow_datasets as tfds
 
 from dofjax import depth as depth_lib
 from dofjax import errors
 from dofjax.errors import DataError, UserError
+from tfds_diml import builders  # Registers the builders with TFDS.
+from tfds_diml import diml
+from tfds_diml import scenes
 
-DIML_PREFIX = "diml/"
-KNOWN_DATASETS = ("diml/lr", "diml/hr", "synthetic_rgbd/tiny", "synthetic_rgbd/quickstart",
-                  "synthetic_rgbd/diml_lr_like", "synthetic_rgbd/dof_tiny", "synthetic_rgbd/dof")
+# 'builder/config' of every dataset dofjax reads: diml/lr, diml/hr, synthetic_rgbd/tiny, ...
+KNOWN_DATASETS = builders.DATASETS
 TRAIN_KEYS = ("image", "depth", "target", "mask")
 EVAL_KEYS = TRAIN_KEYS + ("image_full", "depth_full", "example_mask")
 # Eval keys of datasets with thin-lens ground truth (synthetic_rgbd/dof*), see `thin_lens_arrays`.
@@ -55,19 +59,22 @@ def eval_dataset(config) -> str:
   return config.get("eval_dataset") or config.dataset
 
 
+def check_dataset(name, field: str = "dataset") -> str:
+  """Returns `name` if it is one of KNOWN_DATASETS; else UserError naming config.`field` and the
+  choices."""
+  if name not in KNOWN_DATASETS:
+    raise UserError(f"{field}={name!r} is unknown; use one of {', '.join(KNOWN_DATASETS)}.")
+  return name
+
+
 def get_builder(config, dataset: Optional[str] = None):
-  """The TFDS builder of `dataset` (default config.dataset) in config.data_dir (array_record)."""
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  import tfds_diml  # pylint: disable=g-import-not-at-top,unused-import  (registers builders)
-  dataset = dataset or config.dataset
-  try:
-    return tfds.builder(dataset, data_dir=config.data_dir, file_format="array_record")
-  except Exception as e:  # pylint: disable=broad-except
-    if type(e).__name__ in ("DatasetNotFoundError", "DatasetVariantBlockedError") or isinstance(
-        e, (ValueError, KeyError)):
-      raise UserError(f"Unknown dataset {dataset!r}; use one of: "
-                      f"{', '.join(KNOWN_DATASETS)}.") from e
-    raise
+  """The TFDS builder of `dataset` (default config.dataset) in config.data_dir (array_record).
+
+  UserError if the name is not one of KNOWN_DATASETS; anything TFDS raises for a known name is
+  not the user's doing and propagates.
+  """
+  dataset = check_dataset(dataset or config.dataset)
+  return tfds.builder(dataset, data_dir=config.data_dir, file_format="array_record")
 
 
 def prepare(config, dataset: Optional[str] = None) -> None:
@@ -76,22 +83,33 @@ def prepare(config, dataset: Optional[str] = None) -> None:
   Synthetic datasets are generated on the spot; DIML is built from config.manual_dir (DataError
   with the download instructions if that is unset, missing or empty, or if any file is bad).
   TFDS writes into a temporary folder and renames it when done, so an interrupted or failed
-  preparation leaves nothing half-written. Idempotent and cheap once prepared. Multi-host: with
-  a process-local data_dir every process prepares its own copy; with a shared data_dir, prepare
-  on one process first (two processes preparing the same folder at once would race).
+  preparation leaves nothing half-written. The builders print one progress line (where the data
+  comes from) and TFDS's progress bars. Idempotent and cheap once prepared. Multi-host: with a
+  process-local data_dir every process prepares its own copy; with a shared data_dir, prepare on
+  one process first (two processes preparing the same folder at once would race).
   """
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   dataset = dataset or config.dataset
   builder = get_builder(config, dataset)
   if builder.is_prepared():
     return
   download_config = None
-  if dataset.startswith(DIML_PREFIX):
-    from tfds_diml import diml  # pylint: disable=g-import-not-at-top
-    manual_dir = diml.check_manual_dir(config.manual_dir)
-    download_config = tfds.download.DownloadConfig(manual_dir=manual_dir)
-  logging.info("Preparing %s in %s.", dataset, builder.data_dir)
-  builder.download_and_prepare(download_config=download_config, file_format="array_record")
+  try:
+    if builder.name == diml.Diml.name:
+      download_config = tfds.download.DownloadConfig(
+          manual_dir=diml.check_manual_dir(config.manual_dir))
+    builder.download_and_prepare(download_config=download_config, file_format="array_record")
+  except diml.ManualDataError as e:  # The one place DIML's bad-download errors become ours.
+    raise DataError(str(e)) from e
+
+
+def check_split(builder, split: str, dataset: str) -> None:
+  """UserError unless `split` names data of the prepared `builder`: 'train', 'validation',
+  'test', or a TFDS split expression over them ('train[:10%]', 'train+validation')."""
+  try:
+    tfds.core.ReadInstruction.from_spec(split).to_absolute(builder.info.splits)
+  except ValueError as e:  # The parser's error for a spec that names no slice of these splits.
+    raise UserError(f"split {split!r} of {dataset} is not usable ({e}); use train, validation or "
+                    "test (TFDS slices such as 'train[:10%]' work too).") from e
 
 
 def data_source(config, split: str, dataset: Optional[str] = None):
@@ -104,13 +122,8 @@ def data_source(config, split: str, dataset: Optional[str] = None):
   dataset = dataset or config.dataset
   prepare(config, dataset)
   builder = get_builder(config, dataset)
-  try:
-    source = builder.as_data_source(split=split)
-  except Exception as e:  # pylint: disable=broad-except
-    if isinstance(e, (ValueError, KeyError)) or "split" in str(e).lower():
-      raise UserError(f"Unknown split {split!r} of {dataset} ({e}); use train, "
-                      "validation or test.") from e
-    raise
+  check_split(builder, split, dataset)
+  source = builder.as_data_source(split=split)
   if len(source) == 0:  # pylint: disable=g-explicit-length-test
     raise DataError(f"{builder.data_dir}: split {split!r} of {dataset} is empty.")
   return source
@@ -207,7 +220,6 @@ def thin_lens_arrays(example):
   float32 K such that the CoC radius in pixels is K |1/z - 1/z_f| (`scenes.thin_lens_blur_scale_px`,
   at the frame's width)}.
   """
-  from tfds_diml import scenes  # pylint: disable=g-import-not-at-top
   image_dof = example["image_dof"]
   if image_dof.shape != example["image"].shape:
     raise DataError(f"Example {_name(example)}: image_dof {image_dof.shape} and image "
@@ -283,12 +295,6 @@ class TrainIterator:
   def get_state(self) -> Dict[str, Any]:
     """JSON-serialisable state; pass it to set_state of a fresh iterator to resume."""
     return {"grain": self._it.get_state(), "fingerprint": dict(self._fingerprint)}
-
-  def close(self) -> None:
-    """Stops grain's worker processes and threads (also done at garbage collection)."""
-    close = getattr(self._it, "close", None)
-    if close is not None:
-      close()
 
   def set_state(self, state: Dict[str, Any]) -> None:
     """Continues exactly after the batch that was last yielded when `state` was taken."""
@@ -467,7 +473,6 @@ def main(argv=None):
   args = parser.parse_args((sys.argv if argv is None else argv)[1:])
   import ml_collections  # pylint: disable=g-import-not-at-top
   config = ml_collections.ConfigDict(vars(args))
-  logging.basicConfig(level=logging.INFO)
   prepare(config)
   builder = get_builder(config)
   counts = {k: v.num_examples for k, v in builder.info.splits.items()}

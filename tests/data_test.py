@@ -1,5 +1,6 @@
 """Tests of the TFDS builders (DIML, synthetic) and the input pipeline. CPU, no TensorFlow."""
 
+import ast
 import json
 import os
 import shutil
@@ -14,7 +15,8 @@ import pytest
 from configs import tiny
 from dofjax import depth as depth_lib
 from dofjax import input_pipeline as ip
-from dofjax.errors import DataError
+from dofjax import errors
+from dofjax.errors import DataError, UserError
 from tfds_diml import diml
 from tfds_diml import make_dummy_data
 from tfds_diml import scenes
@@ -253,11 +255,10 @@ def test_train_iterator_with_worker_process_matches_and_resumes(synthetic_data_d
   it = ip.create_train_iterator(c_mp, process_index=0, process_count=1)
   got = [next(it) for _ in range(2)]
   state = json.loads(json.dumps(it.get_state()))
-  it.close()
+  del it  # Its worker process stops when the iterator is collected.
   resumed = ip.create_train_iterator(c_mp, process_index=0, process_count=1)
   resumed.set_state(state)
   got += [next(resumed) for _ in range(3)]
-  resumed.close()
   for x, y in zip(expected, got):
     for k in x:
       np.testing.assert_array_equal(x[k], y[k])
@@ -390,12 +391,91 @@ def test_depth_vi_and_depth_raw_never_read(tmp_path, manual_copy):
 
 
 # ----------------------------------------------------------------------------------------------
-# No TensorFlow anywhere: a fresh interpreter prepares and reads both builders, and TensorFlow
-# is never imported (where it is not installed, as in the project's venv, this also shows it is
-# not needed).
+# A user's mistake is one clear message; anything else surfaces as itself.
 
 
-def test_everything_runs_without_importing_tensorflow(tmp_path):
+def test_unknown_dataset_or_split_is_a_user_error(synthetic_data_dir):
+  with pytest.raises(UserError, match="dataset='synthetic_rgbd/tiyn' is unknown; use one of "
+                                      "diml/lr, diml/hr, synthetic_rgbd/tiny"):
+    ip.prepare(_config(synthetic_data_dir, "synthetic_rgbd/tiyn"))
+  with pytest.raises(UserError, match="'mnist' is unknown"):  # A TFDS dataset, but not ours.
+    ip.get_builder(_config(synthetic_data_dir, "mnist"))
+  with pytest.raises(UserError, match="split 'trian' of synthetic_rgbd/tiny .*use train"):
+    ip.data_source(_config(synthetic_data_dir), "trian")
+  with pytest.raises(UserError, match=r"split 'train\[:200%\]'"):
+    ip.data_source(_config(synthetic_data_dir), "train[:200%]")
+  assert len(ip.data_source(_config(synthetic_data_dir), "train[:50%]")) == 8  # TFDS slices work.
+
+
+def test_errors_inside_tfds_are_not_relabelled(synthetic_data_dir, monkeypatch):
+  """A ValueError/KeyError raised by TFDS for a known dataset and split is a bug, not a typo."""
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  c = _config(synthetic_data_dir)
+  builder = ip.get_builder(c)
+
+  def broken_source(**unused):
+    raise KeyError("feature 'depth' missing: a bug, whatever the message says about the split")
+
+  monkeypatch.setattr(type(builder), "as_data_source", lambda self, **kw: broken_source(**kw))
+  with pytest.raises(KeyError, match="a bug"):
+    ip.data_source(c, "train")
+
+  def broken_builder(*unused, **unused_kw):
+    raise ValueError("an internal TFDS failure")
+
+  monkeypatch.setattr(tfds, "builder", broken_builder)
+  with pytest.raises(ValueError, match="internal TFDS failure"):
+    ip.get_builder(c)
+
+
+def test_bad_manual_data_is_one_error_line_and_exit_2(tmp_path, capsys):
+  with pytest.raises(SystemExit) as e:
+    errors.run_cli(ip.main, ["prepare", "--dataset=diml/lr", f"--data_dir={tmp_path}",
+                             f"--manual_dir={tmp_path / 'nowhere'}"])
+  assert e.value.code == 2
+  err = capsys.readouterr().err
+  assert err.startswith(f"error: {tmp_path / 'nowhere'}: DIML manual directory is missing")
+  assert "Traceback" not in err
+
+
+def test_tfds_diml_imports_nothing_from_dofjax():
+  """tfds_diml stands alone: dofjax may import it, never the reverse."""
+  folder = os.path.join(ROOT, "tfds_diml")
+  offenders = []
+  for name in sorted(os.listdir(folder)):
+    if not name.endswith(".py"):
+      continue
+    with open(os.path.join(folder, name), encoding="utf-8") as f:
+      tree = ast.parse(f.read())
+    for node in ast.walk(tree):
+      if isinstance(node, ast.Import):
+        modules = [a.name for a in node.names]
+      elif isinstance(node, ast.ImportFrom):
+        modules = [node.module or ""]
+      else:
+        continue
+      offenders += [f"{name}:{node.lineno} {m}" for m in modules
+                    if m == "dofjax" or m.startswith("dofjax.")]
+  assert not offenders, offenders
+
+
+def test_depth_units_load_without_tfds():
+  """dofjax.depth (used by the photo CLI) gets the mm <-> m conversion without loading TFDS."""
+  script = ("import sys; import dofjax.depth as d; "
+            "assert d.millimetres_to_metres([1500, 0, 65500]).tolist() == [1.5, 0.0, 0.0]; "
+            "assert 'tensorflow_datasets' not in sys.modules, 'TFDS was imported'")
+  out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT,
+                       timeout=120, check=False)
+  assert out.returncode == 0, out.stderr[-2000:]
+
+
+# ----------------------------------------------------------------------------------------------
+# A fresh interpreter prepares and reads both builders: TensorFlow is never imported (where it is
+# not installed, as in the project's venv, this also shows it is not needed), and the output says
+# honestly where the data comes from (TFDS's own lines claim a download).
+
+
+def test_fresh_preparation_without_tensorflow_and_without_download_claims(tmp_path):
   script = textwrap.dedent(f"""
       import importlib.util, sys
       sys.path.insert(0, {ROOT!r})
@@ -415,6 +495,15 @@ def test_everything_runs_without_importing_tensorflow(tmp_path):
   out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                        timeout=300, env=env, check=False)
   assert "NO-TF OK" in out.stdout, out.stdout[-2000:] + out.stderr[-4000:]
+  printed = out.stdout + out.stderr
+  assert "download" not in printed.lower().replace("nothing is downloaded", "").replace(
+      "manual download", ""), printed[-3000:]
+  assert "dataset_info.json" not in printed, printed[-3000:]
+  lines = out.stdout.splitlines()
+  assert (f"Preparing synthetic_rgbd/tiny (generated locally, nothing is downloaded) in "
+          f"{tmp_path / 'synthetic_rgbd' / 'tiny' / '1.0.0'} ...") in lines
+  assert any(line.startswith("Preparing diml/lr (read from your manual download, nothing is "
+                             "downloaded)") for line in lines), lines
 
 
 def test_bench_data_smoke(capsys):

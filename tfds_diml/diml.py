@@ -1,7 +1,7 @@
 """`diml`: the DIML/CVL RGB-D indoor dataset (Kinect v2), configs `lr` (512x288) and `hr`
 (1344x756). Manual download only.
 
-Features (shared with `synthetic_rgbd`):
+Features (`local_builder.rgbd_features`, shared with `synthetic_rgbd`):
   image  uint8 (H, W, 3)   the colour photo, stored as PNG bytes (the file's own bytes when it
                            already is 8-bit RGB, otherwise re-encoded as 8-bit RGB);
   depth  uint16 (H, W, 1)  `depth_filled`, millimetres, 0 = invalid, stored as the file's own
@@ -13,7 +13,7 @@ deterministically: see `validation_scenes`), `test` (the download's test folder)
 
 Bad input aborts the preparation: every pair is checked (pairing, PNG signature, header, bit
 depth, size, truncation) before anything is written, and all problems are reported together in
-one `DataError`, one line per offending path. A PNG that still fails to decode while writing
+one `ManualDataError`, one line per offending path. A PNG that still fails to decode while writing
 aborts too. TFDS writes into a temporary `incomplete.*` folder and renames it only on success,
 so a failed preparation never leaves half-written data behind. `depth_vi/` (an 8-bit
 visualisation) and `depth_raw/` are never read.
@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 import tensorflow_datasets as tfds
 
-from dofjax.errors import DataError
+from tfds_diml import local_builder
 
 HOMEPAGE = "https://dimlrgbd.github.io/"
 SPLIT_FOLDERS = {"train": "train", "test": "test"}
@@ -59,15 +59,9 @@ DIML/CVL RGB-D indoor data must be downloaded by hand (no automatic download).
 """
 
 
-def rgbd_features() -> dict:
-  """The features every dofjax builder shares: image uint8 HxWx3, depth uint16 HxWx1 (mm, PNG,
-  so never truncated to 8 bits), scene and stem strings."""
-  return {
-      "image": tfds.features.Image(shape=(None, None, 3), dtype=np.uint8, encoding_format="png"),
-      "depth": tfds.features.Image(shape=(None, None, 1), dtype=np.uint16, encoding_format="png"),
-      "scene": tfds.features.Text(),
-      "stem": tfds.features.Text(),
-  }
+class ManualDataError(Exception):
+  """The manual download is missing, incomplete or has a bad file; the message names the path
+  and the fix. (dofjax's input pipeline reports it as a user error.)"""
 
 
 class Pair(NamedTuple):
@@ -101,7 +95,7 @@ class PngHeader(NamedTuple):
 
 
 def read_png_header(path: str) -> PngHeader:
-  """Parses a PNG's IHDR and checks it ends with IEND. Raises DataError naming `path`."""
+  """Parses a PNG's IHDR and checks it ends with IEND. Raises ManualDataError naming `path`."""
   try:
     with open(path, "rb") as f:
       head = f.read(33)
@@ -110,15 +104,15 @@ def read_png_header(path: str) -> PngHeader:
       f.seek(max(0, size - len(_PNG_IEND)))
       tail = f.read()
   except OSError as e:
-    raise DataError(f"{path}: cannot be read ({e.strerror}); check the file and its "
-                    "permissions.") from e
+    raise ManualDataError(f"{path}: cannot be read ({e.strerror}); check the file and its "
+                          "permissions.") from e
   if len(head) < 33 or head[:8] != _PNG_SIGNATURE or head[12:16] != b"IHDR":
-    raise DataError(f"{path}: not a readable PNG (bad signature or header); re-download or "
-                    "re-extract this file.")
+    raise ManualDataError(f"{path}: not a readable PNG (bad signature or header); re-download or "
+                          "re-extract this file.")
   width, height, bit_depth, colour_type = struct.unpack(">IIBB", head[16:26])
   if tail != _PNG_IEND:
-    raise DataError(f"{path}: truncated PNG (no IEND chunk at the end); re-download or "
-                    "re-extract this file.")
+    raise ManualDataError(f"{path}: truncated PNG (no IEND chunk at the end); re-download or "
+                          "re-extract this file.")
   return PngHeader(width, height, bit_depth, colour_type)
 
 
@@ -129,20 +123,21 @@ def _describe(h: PngHeader) -> str:
 def check_pair(color_path: str, depth_path: str) -> bool:
   """Validates one pair from the PNG headers; returns whether the colour file is 8-bit RGB.
 
-  Raises DataError naming the offending path: unreadable/truncated PNG, colour not 8-bit,
+  Raises ManualDataError naming the offending path: unreadable/truncated PNG, colour not 8-bit,
   depth not 16-bit greyscale, or image and depth sizes that differ.
   """
   ch = read_png_header(color_path)
   dh = read_png_header(depth_path)
   if ch.bit_depth != 8 or ch.colour_type not in _COLOUR_TYPE_NAMES:
-    raise DataError(f"{color_path}: colour image is {_describe(ch)}; expected an 8-bit RGB PNG.")
+    raise ManualDataError(f"{color_path}: colour image is {_describe(ch)}; expected an 8-bit RGB "
+                          "PNG.")
   if dh.bit_depth != 16 or dh.colour_type != 0:
-    raise DataError(
+    raise ManualDataError(
         f"{depth_path}: depth PNG is {_describe(dh)}; expected 16-bit greyscale millimetres "
         "(the depth_filled/ files; depth_vi/ is an 8-bit visualisation and cannot be used).")
   if (ch.width, ch.height) != (dh.width, dh.height):
-    raise DataError(f"{depth_path}: depth is {dh.width}x{dh.height} but its colour image "
-                    f"{color_path} is {ch.width}x{ch.height}; the pair must have one size.")
+    raise ManualDataError(f"{depth_path}: depth is {dh.width}x{dh.height} but its colour image "
+                          f"{color_path} is {ch.width}x{ch.height}; the pair must have one size.")
   return ch.colour_type == 2
 
 
@@ -202,7 +197,7 @@ def scan_folder(root: str) -> Tuple[List[Pair], List[str]]:
         continue
       try:
         rgb8 = check_pair(colors[stem], depths[stem])
-      except DataError as e:
+      except ManualDataError as e:
         problems.append(str(e))
         continue
       pairs.append(Pair(scene, stem, colors[stem], depths[stem], rgb8))
@@ -225,19 +220,20 @@ def validation_scenes(train_scenes) -> List[str]:
 
 
 def check_manual_dir(manual_dir: Optional[str]) -> str:
-  """Returns manual_dir if it exists and is not empty; else DataError with the instructions."""
+  """Returns manual_dir if it exists and is not empty; else ManualDataError with the
+  instructions."""
   if not manual_dir:
-    raise DataError("DIML needs a manual download and --config.manual_dir pointing at it.\n"
-                    + MANUAL_DOWNLOAD_INSTRUCTIONS)
+    raise ManualDataError("DIML needs a manual download and --config.manual_dir pointing at it.\n"
+                          + MANUAL_DOWNLOAD_INSTRUCTIONS)
   manual_dir = os.fspath(manual_dir)
   if not os.path.isdir(manual_dir) or not os.listdir(manual_dir):
-    raise DataError(f"{manual_dir}: DIML manual directory is missing or empty.\n"
-                    + MANUAL_DOWNLOAD_INSTRUCTIONS)
+    raise ManualDataError(f"{manual_dir}: DIML manual directory is missing or empty.\n"
+                          + MANUAL_DOWNLOAD_INSTRUCTIONS)
   return manual_dir
 
 
 def scan_manual_dir(manual_dir: str, resolution: str) -> dict:
-  """{'train': [...], 'validation': [...], 'test': [...]} lists of Pair; DataError on any
+  """{'train': [...], 'validation': [...], 'test': [...]} lists of Pair; ManualDataError on any
   problem (all problems listed, one line per path)."""
   manual_dir = check_manual_dir(manual_dir)
   found, problems = {}, []
@@ -251,7 +247,7 @@ def scan_manual_dir(manual_dir: str, resolution: str) -> dict:
   if problems:
     shown = problems[:MAX_PROBLEMS_LISTED]
     more = len(problems) - len(shown)
-    raise DataError(
+    raise ManualDataError(
         f"DIML under {manual_dir}: {len(problems)} bad input(s); preparation aborted, nothing "
         "written. Fix or remove these files:\n  " + "\n  ".join(shown)
         + (f"\n  ... and {more} more." if more else "")
@@ -260,9 +256,9 @@ def scan_manual_dir(manual_dir: str, resolution: str) -> dict:
   held_out = set(validation_scenes(p.scene for p in found["train"]))
   if not held_out:
     root = os.path.join(manual_dir, SPLIT_FOLDERS["train"], resolution)
-    raise DataError(f"{root}: only one train scene; the validation split is made of whole train "
-                    "scenes held out, so at least two scene folders are needed (is the download "
-                    "complete?).")
+    raise ManualDataError(f"{root}: only one train scene; the validation split is made of whole "
+                          "train scenes held out, so at least two scene folders are needed (is the "
+                          "download complete?).")
   return {
       "train": [p for p in found["train"] if p.scene not in held_out],
       "validation": [p for p in found["train"] if p.scene in held_out],
@@ -275,39 +271,40 @@ def scan_manual_dir(manual_dir: str, resolution: str) -> dict:
 
 
 def read_color_png_bytes(pair: Pair) -> bytes:
-  """PNG bytes of the colour image as 8-bit RGB; DataError naming the file if undecodable."""
+  """PNG bytes of the colour image as 8-bit RGB; ManualDataError naming the file if undecodable."""
   with open(pair.color_path, "rb") as f:
     data = f.read()
   image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)  # BGR, 8-bit.
   if image is None:
-    raise DataError(f"{pair.color_path}: unreadable or corrupt PNG; re-download or re-extract "
-                    "this file.")
+    raise ManualDataError(f"{pair.color_path}: unreadable or corrupt PNG; re-download or "
+                          "re-extract this file.")
   if pair.color_is_rgb8:
     return data
   ok, buf = cv2.imencode(".png", image)
   if not ok:
-    raise DataError(f"{pair.color_path}: could not be re-encoded as RGB PNG.")
+    raise ManualDataError(f"{pair.color_path}: could not be re-encoded as RGB PNG.")
   return buf.tobytes()
 
 
 def read_depth_png_bytes(pair: Pair) -> bytes:
-  """The depth file's bytes after checking they decode to uint16 (H, W); DataError if not."""
+  """The depth file's bytes after checking they decode to uint16 (H, W); ManualDataError if not."""
   with open(pair.depth_path, "rb") as f:
     data = f.read()
   depth = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
   if depth is None or depth.dtype != np.uint16 or depth.ndim != 2:
-    raise DataError(f"{pair.depth_path}: unreadable, corrupt or not a 16-bit greyscale PNG; "
-                    "re-download or re-extract this file.")
+    raise ManualDataError(f"{pair.depth_path}: unreadable, corrupt or not a 16-bit greyscale PNG; "
+                          "re-download or re-extract this file.")
   return data
 
 
-class Diml(tfds.core.GeneratorBasedBuilder):
+class Diml(local_builder.LocalBuilder):
   """DIML/CVL RGB-D indoor: colour + depth_filled (millimetres)."""
 
   name = "diml"
   VERSION = tfds.core.Version("1.0.0")
   RELEASE_NOTES = {"1.0.0": "First release: color + depth_filled, scene-held-out validation."}
   MANUAL_DOWNLOAD_INSTRUCTIONS = MANUAL_DOWNLOAD_INSTRUCTIONS
+  DATA_ORIGIN = "read from your manual download, nothing is downloaded"
   BUILDER_CONFIGS = [
       DimlConfig(name="lr", description="LR: 512x288 colour and depth.", resolution="LR"),
       DimlConfig(name="hr", description="HR: 1344x756 colour and depth.", resolution="HR"),
@@ -317,7 +314,7 @@ class Diml(tfds.core.GeneratorBasedBuilder):
     return tfds.core.DatasetInfo(
         builder=self,
         description=__doc__,
-        features=tfds.features.FeaturesDict(rgbd_features()),
+        features=tfds.features.FeaturesDict(local_builder.rgbd_features()),
         homepage=HOMEPAGE,
     )
 

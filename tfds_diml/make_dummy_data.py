@@ -20,8 +20,8 @@ from typing import Dict, Sequence, Tuple
 import cv2
 import numpy as np
 
-from dofjax import depth as depth_lib
 from tfds_diml import scenes
+from tfds_diml import storage
 
 DEFAULT_OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "dummy_data")
 # Scene folder names with spaces and dots, as in DIML. (split -> scene -> number of frames)
@@ -35,10 +35,8 @@ DUMMY_SIZES = {"LR": (18, 32), "HR": (27, 48)}  # (height, width): 16:9 like 288
 def write_png(path: str, array: np.ndarray) -> None:
   """Writes uint8 RGB (H, W, 3) or uint16/uint8 grey (H, W) as PNG (creates folders)."""
   os.makedirs(os.path.dirname(path), exist_ok=True)
-  if array.ndim == 3:
-    array = array[..., ::-1]  # OpenCV writes BGR.
-  if not cv2.imwrite(path, np.ascontiguousarray(array)):
-    raise OSError(f"could not write {path}")
+  with open(path, "wb") as f:
+    f.write(storage.encode_png(array))
 
 
 def render_frame(seed: int, height: int, width: int, render_height: int = 0):
@@ -53,7 +51,7 @@ def render_frame(seed: int, height: int, width: int, render_height: int = 0):
   scene = scenes.random_scene(seed)
   rgb, depth_m = scenes.render_pinhole(scene, rh, rw)
   rgb = np.round(rgb * 255).astype(np.uint8)
-  depth_mm = depth_lib.metres_to_millimetres(depth_m)
+  depth_mm = storage.metres_to_millimetres(depth_m)
   if (rh, rw) != (height, width):
     rgb = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_LINEAR)
     depth_mm = cv2.resize(depth_mm, (width, height), interpolation=cv2.INTER_NEAREST_EXACT)

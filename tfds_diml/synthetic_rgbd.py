@@ -19,13 +19,12 @@ reading needs TensorFlow.
 import dataclasses
 from typing import Optional
 
-import cv2
 import numpy as np
 import tensorflow_datasets as tfds
 
-from dofjax import depth as depth_lib
-from tfds_diml import diml
+from tfds_diml import local_builder
 from tfds_diml import scenes
+from tfds_diml import storage
 
 # Room seeds of the three splits never overlap (see `_room_seeds`).
 _SPLIT_SEED_OFFSET = {"train": 0, "validation": 1_000_000, "test": 2_000_000}
@@ -51,16 +50,6 @@ class SyntheticConfig(tfds.core.BuilderConfig):
   thin_lens: Optional[ThinLens] = None
 
 
-def encode_png(array: np.ndarray) -> bytes:
-  """uint8 (H, W, 3) RGB or uint16 (H, W[, 1]) grey -> PNG bytes (OpenCV; RGB handled)."""
-  if array.ndim == 3 and array.shape[-1] == 3:
-    array = array[..., ::-1]  # OpenCV writes BGR.
-  ok, buf = cv2.imencode(".png", np.ascontiguousarray(array))
-  if not ok:
-    raise RuntimeError("OpenCV failed to encode a PNG.")
-  return buf.tobytes()
-
-
 def _to_uint8(rgb01: np.ndarray) -> np.ndarray:
   """float sRGB in [0, 1] -> uint8, rounded."""
   return np.round(np.clip(rgb01, 0.0, 1.0) * 255.0).astype(np.uint8)
@@ -80,8 +69,8 @@ def render_example(config: SyntheticConfig, room_seed: int, view: int) -> dict:
   scene = scenes.random_scene(room_seed, view=view)
   rgb, depth_m = scenes.render_pinhole(scene, config.height, config.width)
   example = {
-      "image": encode_png(_to_uint8(rgb)),
-      "depth": encode_png(depth_lib.metres_to_millimetres(depth_m)[..., None]),
+      "image": storage.encode_png(_to_uint8(rgb)),
+      "depth": storage.encode_png(storage.metres_to_millimetres(depth_m)[..., None]),
       "scene": f"room_{room_seed:07d}",
       "stem": f"view_{view}",
   }
@@ -91,7 +80,7 @@ def render_example(config: SyntheticConfig, room_seed: int, view: int) -> dict:
                                   f_number=config.thin_lens.f_number,
                                   num_samples=config.thin_lens.num_samples)
     example.update({
-        "image_dof": encode_png(_to_uint8(dof)),
+        "image_dof": storage.encode_png(_to_uint8(dof)),
         "focus_distance_m": np.float32(focus),
         "f_number": np.float32(config.thin_lens.f_number),
         "focal_length_mm": np.float32(scene.camera.focal_length_mm),
@@ -107,12 +96,13 @@ def _room_seeds(config: SyntheticConfig, split: str, num_examples: int):
           for k in range(num_examples)]
 
 
-class SyntheticRgbd(tfds.core.GeneratorBasedBuilder):
+class SyntheticRgbd(local_builder.LocalBuilder):
   """Procedural indoor RGB-D scenes with exact depth (and optional thin-lens renders)."""
 
   name = "synthetic_rgbd"
   VERSION = tfds.core.Version("1.0.0")
   RELEASE_NOTES = {"1.0.0": "First release."}
+  DATA_ORIGIN = "generated locally, nothing is downloaded"
   BUILDER_CONFIGS = [
       # Tests: prepares in a few seconds.
       SyntheticConfig(name="tiny", description="48x64 px, 16/4/4 examples (tests).",
@@ -139,7 +129,7 @@ class SyntheticRgbd(tfds.core.GeneratorBasedBuilder):
   ]
 
   def _info(self) -> tfds.core.DatasetInfo:
-    features = diml.rgbd_features()
+    features = local_builder.rgbd_features()
     if self.builder_config.thin_lens is not None:
       features["image_dof"] = tfds.features.Image(shape=(None, None, 3), dtype=np.uint8,
                                                   encoding_format="png")
