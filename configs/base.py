@@ -60,7 +60,7 @@ def paper_config():
   c.depth_far_m = 10.0
   c.num_data_workers = 0     # grain worker processes; 0 = in the main process.
 
-  # Model (DESIGN.md section 4: unet_256 and the 70x70 PatchGAN).
+  # Model (docs/design.md, "Reference facts": unet_256 and the 70x70 PatchGAN).
   c.model = ml_collections.ConfigDict()
   c.model.ngf = 64
   c.model.num_downs = 8

@@ -35,14 +35,10 @@ def _check_choice(config, field: str, allowed) -> None:
 
 
 def _check_datasets(config) -> None:
-  from dofjax import input_pipeline  # Heavy (TFDS); only the names are needed here.
-  known = ", ".join(input_pipeline.KNOWN_DATASETS)
-  if config.dataset not in input_pipeline.KNOWN_DATASETS:
-    raise errors.UserError(f"dataset={config.dataset!r} is unknown; use one of {known}.")
-  eval_name = config.get("eval_dataset")
-  if eval_name and eval_name not in input_pipeline.KNOWN_DATASETS:
-    raise errors.UserError(f"eval_dataset={eval_name!r} is unknown; use one of {known} (or '' "
-                           "for the training dataset).")
+  from dofjax import input_pipeline  # Heavy (TFDS); imported only when a config is checked.
+  input_pipeline.check_dataset(config.dataset)
+  if config.get("eval_dataset"):
+    input_pipeline.check_dataset(config.eval_dataset, "eval_dataset")
 
 
 def _check_model(config) -> None:
@@ -96,10 +92,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
                          ("on_nonfinite", ON_NONFINITE), ("compute_dtype", tuple(COMPUTE_DTYPES))):
     _check_choice(config, field, allowed)
   _check_model(config)
-  if config.load_size < config.image_size:
-    raise errors.UserError(f"load_size={config.load_size} must be >= image_size="
-                           f"{config.image_size} (the random crop is taken from it); set "
-                           f"--config.load_size={config.image_size * 286 // 256}.")
+  from dofjax import input_pipeline
+  input_pipeline.check_crop(config.image_size, config.load_size)
   _check_schedule(config)
   _check_batches(config)
   if not 0 < config.depth_near_m < config.depth_far_m:

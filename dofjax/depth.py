@@ -8,8 +8,8 @@ the code as float32 metres (0 = invalid); the conversions live with the storage 
     code = 2 * (1/z - 1/far) / (1/near - 1/far) - 1,     z clipped to [near, far]
 
 so code = +1 at `near` metres (bright = near) and -1 at `far` metres. Inverse depth is what the
-circle of confusion is linear in (DESIGN.md section 7), so an L1 loss on this code is an L1 loss on
-defocus blur, and a colour map of it reads like the depth maps photographers expect.
+circle of confusion is linear in (docs/design.md, "Units and conventions"), so an L1 loss on
+this code is an L1 loss on defocus blur, and a colour map of it reads like the depth maps photographers expect.
 
 Every function here accepts numpy or jax arrays (it only uses arithmetic and `.clip`).
 """

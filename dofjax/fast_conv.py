@@ -1,4 +1,4 @@
-"""Convolutions as reshapes, slices and matrix products (fast on XLA:CPU; DESIGN.md section 8).
+"""Convolutions as reshapes, slices and matrix products (fast on XLA:CPU; docs/design.md).
 
 Exactly the functions of `layers.conv_xla` and `layers.conv_transpose_xla`, with the same
 (k, k, in, out) kernel layout. XLA:CPU's matrix product runs near the machine's peak while its

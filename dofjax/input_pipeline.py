@@ -263,6 +263,16 @@ def _process(process_index, process_count):
   return int(process_index), int(process_count)
 
 
+def check_crop(image_size: int, load_size: int) -> None:
+  """UserError unless 0 < image_size <= load_size (the random crop is cut from the resized
+  frame)."""
+  if image_size <= 0:
+    raise UserError(f"image_size={image_size} must be positive; set --config.image_size=...")
+  if load_size < image_size:
+    raise UserError(f"load_size={load_size} must be >= image_size={image_size} (the random crop "
+                    f"is taken from it); set --config.load_size={image_size * 286 // 256}.")
+
+
 def _local_batch_size(global_batch, process_count, name):
   if global_batch < process_count or global_batch % process_count:
     raise UserError(f"config.{name}={global_batch} must be a positive multiple of the number of "
@@ -324,9 +334,7 @@ def create_train_iterator(config, *, process_index: Optional[int] = None,
   """
   pi, pc = _process(process_index, process_count)
   local_batch = _local_batch_size(config.batch_size, pc, "batch_size")
-  if not 0 < config.image_size <= config.load_size:
-    raise UserError(f"config.image_size={config.image_size} must be in (0, config.load_size="
-                    f"{config.load_size}].")
+  check_crop(config.image_size, config.load_size)
   source = data_source(config, config.train_split)
   if len(source) < pc:
     raise DataError(f"{config.dataset} split {config.train_split!r} has {len(source)} examples, "

@@ -2,7 +2,7 @@
 
 * `impl='xla'`: `lax.conv_general_dilated` (what cuDNN and the TPU do well).
 * `impl='matmul'`: the same function written as patches + one matrix product (what XLA:CPU does
-  well; DESIGN.md section 8).
+  well; docs/design.md, "Performance notes").
 
 Parameters are always stored as square kernels of shape (k, k, in, out) (HWIO), initialised
 N(0, 0.02), so parameter counts and checkpoints do not depend on the formulation.

@@ -4,8 +4,8 @@ Everything here is jit-able and works on static shapes: invalid pixels are handl
 never boolean indexing. Functions named `*_per_image` take a batch and return a dict of (N,)
 arrays; the plain names return the mean over images (dict of scalars).
 
-Depth metrics (DESIGN.md section 6; the BTS / ZoeDepth evaluation code): per image, over the
-valid pixels `min_depth < gt < max_depth`, with the prediction clipped to [min_depth, max_depth]:
+Depth metrics (docs/design.md, "Reference facts"; the BTS / ZoeDepth evaluation code): per
+image, over the valid pixels `min_depth < gt < max_depth`, with the prediction clipped to [min_depth, max_depth]:
 
   abs_rel  = mean(|pred - gt| / gt)           sq_rel   = mean((pred - gt)^2 / gt)
   rmse     = sqrt(mean((pred - gt)^2))        rmse_log = sqrt(mean((log pred - log gt)^2))

@@ -1,7 +1,8 @@
 """Pix2Pix networks (Flax Linen), faithful to the reference `unet_256` and 70x70 PatchGAN.
 
 Both take NHWC float inputs in [-1, 1] and infer the input channels. See docs/design.md ("Reference
-facts") for the reference's architecture; `tests/models_test.py` checks the parameter counts and the receptive field.
+facts") for the reference's architecture; `tests/models_test.py` checks the parameter counts
+and the receptive field.
 """
 
 from typing import Any, Optional
@@ -29,7 +30,7 @@ def check_norm(norm: str, field: str = "norm") -> None:
 
 
 def check_num_downs(num_downs: int) -> None:
-  """UserError unless the U-Net has at least 5 downsamplings (the skip/dropout layout needs them)."""
+  """UserError unless the U-Net has at least 5 downsamplings (its dropout layout needs them)."""
   if num_downs < 5:
     raise errors.UserError(f"model.num_downs={num_downs} must be at least 5; set "
                            "--config.model.num_downs (8 for 256 px, 7 for 128 px).")
@@ -75,7 +76,7 @@ def encoder_channels(ngf: int, num_downs: int):
 
 
 class UNetGenerator(nn.Module):
-  """U-Net generator, the reference `unet_256` for num_downs=8 (DESIGN.md section 4).
+  """U-Net generator, the reference `unet_256` for num_downs=8 (docs/design.md, "Reference facts").
 
   Call: `apply(variables, x, train=...)`, x (N,H,W,Cin) in [-1, 1], H and W divisible by
   2**num_downs. Returns (N,H,W,out_channels) in [-1, 1] (tanh). `train=True` uses batch

@@ -5,7 +5,8 @@ applies the non-finite guard, and the new moments are materialised before the pa
 them (`jax.lax.optimization_barrier`). Without that barrier XLA:CPU fuses the moment updates into
 the parameter update too, recomputing them from the old moments; since the old moment buffers
 are donated and overwritten in place, it must first copy them. On the 54M-parameter generator
-that recomputation and those copies cost about a fifth of a training step (docs/design.md, "Performance notes").
+that recomputation and those copies cost about a fifth of a training step (docs/design.md,
+"Performance notes").
 """
 
 from typing import Any, Callable
