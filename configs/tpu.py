@@ -13,8 +13,8 @@ Overrides you will usually want:
   --config.batch_size=N            the global batch; a multiple of the chip count (jax devices).
 
 Caveats (docs/design.md, "Reference facts"): the paper trains with batch 1, where BatchNorm is
-instance norm; users report blurrier outputs at batch 16-32. Batch 16 keeps a TPU busy with a 256 px U-Net and
-stays at the low end of that range: compare its validation metrics with a batch-1 GPU run before
+instance norm; users report blurrier outputs at batch 16-32. Batch 16 keeps a TPU busy with a
+256 px U-Net and stays at the low end of that range: compare its validation metrics with a batch-1 GPU run before
 trusting a larger one. BatchNorm statistics under `parallelism='jit'` are over the whole global
 batch. The step count keeps the paper's number of *epochs* (200 over DIML LR's ~1500 training
 images), so it shrinks as the batch grows.
