@@ -2,7 +2,7 @@
 
 Builds synthetic in-memory batches (no dataset), compiles once, warms up, then times `--steps`
 calls with the device synchronised after each (`block_until_ready`). `--part` picks what is
-timed: the full D+G `train.train_step` ('step', the default), or the generator alone in training
+timed: the full D+G `steps.train_step` ('step', the default), or the generator alone in training
 mode, forward ('generator_fwd') or forward+backward to its parameters ('generator_fwdbwd').
 
 Prints the median and spread of seconds per call, images/s, the compiled computation's GFLOP
@@ -120,13 +120,12 @@ def _peak_memory():
 
 def _build_step(config, batch, rng):
   """(compiled step, call) for the full D+G train step; `call` advances the donated state."""
-  from dofjax import train
-  mesh = train.make_mesh()
-  state = train.create_train_state(config, jax.random.key(config.seed))
-  state = jax.device_put(state, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
+  from dofjax import parallel
+  mesh = parallel.make_mesh()
+  state = parallel.init_state_on_mesh(config, jax.random.key(config.seed), mesh)  # Replicated.
   batch = jax.device_put(batch, jax.sharding.NamedSharding(
-      mesh, jax.sharding.PartitionSpec(train.DATA_AXIS)))
-  compiled = train.compile_train_step(config, mesh).lower(state, batch, rng).compile()
+      mesh, jax.sharding.PartitionSpec(parallel.DATA_AXIS)))
+  compiled = parallel.compile_train_step(config, mesh).lower(state, batch, rng).compile()
   holder = {"state": state}
 
   def call():
@@ -138,8 +137,8 @@ def _build_step(config, batch, rng):
 
 def _build_generator(config, batch, rng, backward: bool):
   """(compiled, call) for the generator in training mode: forward, or gradient of mean(output)."""
-  from dofjax import train
-  gen, _ = train.make_models(config)
+  from dofjax import state as state_lib
+  gen, _ = state_lib.make_models(config)
   image = jnp.asarray(batch["image"])
   # The weights' values do not change the timing, and with the non-partitionable threefry the
   # initialisers compile ~10x faster on CPU (tens of seconds of CPU even at the tiny size).
