@@ -64,7 +64,17 @@ def _init_net(module, rng, x):
 
 
 def create_train_state(config, rng) -> TrainState:
-  """Freshly initialised TrainState (reference init) for inputs of config.image_size px."""
+  """Freshly initialised TrainState (reference init) for inputs of config.image_size px.
+
+  The initial weights are drawn with jax's non-partitionable threefry: the state is replicated
+  anyway, and on XLA:CPU it compiles the initialisers several times faster (about 8 s instead
+  of 36 s of CPU for the tiny config).
+  """
+  with jax.threefry_partitionable(False):
+    return _create_train_state(config, rng)
+
+
+def _create_train_state(config, rng) -> TrainState:
   gen, disc = make_models(config)
   s = config.image_size
   g_rng, d_rng = jax.random.split(rng)

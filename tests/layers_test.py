@@ -13,6 +13,14 @@ from dofjax import fast_conv
 from dofjax import layers
 from dofjax import models
 
+
+@pytest.fixture(autouse=True)
+def _fast_random_init():
+  """These tests draw many weight initialisations op by op; jax's non-partitionable threefry
+  (what state.create_train_state uses) compiles them several times faster on CPU."""
+  with jax.threefry_partitionable(False):
+    yield
+
 RTOL = 2e-5  # Relative to the largest magnitude of the reference (float32 sums of <= 1k terms).
 
 

@@ -9,6 +9,14 @@ from dofjax import errors
 from dofjax import models
 
 
+@pytest.fixture(autouse=True)
+def _fast_random_init():
+  """These tests draw many weight initialisations op by op; jax's non-partitionable threefry
+  (what state.create_train_state uses) compiles them several times faster on CPU."""
+  with jax.threefry_partitionable(False):
+    yield
+
+
 def _param_count(module, shape):
   variables = jax.eval_shape(
       lambda: module.init({"params": jax.random.key(0), "dropout": jax.random.key(1)},
