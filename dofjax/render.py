@@ -166,6 +166,44 @@ def predict_depth(workdir, image01):
   return depth_m
 
 
+def render_photo(image, depth_m, *, focus_m, f_number=1.8, focal_length_mm=50.0,
+                 sensor_width_mm=36.0, blur_scale_px=None, max_radius=None,
+                 num_layers=dof.DEFAULT_NUM_LAYERS, method=dof.DEFAULT_METHOD, **render_kw):
+  """Photo + depth + focus + lens -> shallow depth of field: the one render path of the CLI
+  (`main`) and of the tap-to-focus app (`dofjax.app`), so both give the same image bit for bit.
+  Change how photos are rendered here, not in a caller.
+
+  Args:
+    image: (H, W, 3) float32 sRGB in [0, 1].
+    depth_m: (H, W) float32 metres, 0 = invalid (filled by `fill_invalid`).
+    focus_m: focus distance in metres.
+    f_number, focal_length_mm, sensor_width_mm: the lens; ignored when blur_scale_px is given.
+    blur_scale_px: K, blur radius in px per 1/m of disparity off focus (None: from the lens).
+    max_radius: largest blur radius in px (None: the image's largest, capped at 32 px per
+      1024 px of width).
+    num_layers, method, **render_kw: passed to `dof.render_disparity`.
+  Returns:
+    (render (H, W, 3) float32 numpy sRGB in [0, 1], K in px*m, max radius in px).
+  """
+  w = image.shape[1]
+  dense = fill_invalid(depth_m)
+  if blur_scale_px is not None:
+    k = blur_scale_px
+  else:
+    k = float(dof.blur_scale_px(focus_distance_m=focus_m, f_number=f_number,
+                                focal_length_mm=focal_length_mm,
+                                sensor_width_mm=sensor_width_mm, image_width_px=w))
+  disparity = 1.0 / dense
+  largest = k * float(np.abs(disparity - 1.0 / focus_m).max())
+  max_radius = max_radius or min(max(largest, 1.0), 32.0 * max(w / 1024.0, 1.0))
+  # Rounded up so that photos of one kind share a compiled renderer.
+  max_radius = float(np.ceil(max_radius))
+  out = dof.render_disparity(image, disparity, focus_disparity=1.0 / focus_m, blur_scale_px=k,
+                             num_layers=num_layers, max_radius=max_radius,
+                             method=method, **render_kw)
+  return np.asarray(out), k, max_radius
+
+
 def main(argv=None):
   """CLI entry point; see the module docstring. Returns 0."""
   args = _parse(list(sys.argv if argv is None else argv))
@@ -206,22 +244,12 @@ def main(argv=None):
 
   if args.depth_vis:
     write_image(args.depth_vis, depth_visualisation(depth_m) / 255.0)
-  dense = fill_invalid(depth_m)
-  if args.blur_scale_px is not None:
-    k = args.blur_scale_px
-  else:
-    k = float(dof.blur_scale_px(focus_distance_m=focus_m, f_number=args.f_number,
-                                focal_length_mm=args.focal_length_mm,
-                                sensor_width_mm=args.sensor_width_mm, image_width_px=w))
-  disparity = 1.0 / dense
-  largest = k * float(np.abs(disparity - 1.0 / focus_m).max())
-  max_radius = args.max_radius or min(max(largest, 1.0), 32.0 * max(w / 1024.0, 1.0))
-  # Rounded up so that photos of one kind share a compiled renderer.
-  max_radius = float(np.ceil(max_radius))
-  out = dof.render_disparity(image, disparity, focus_disparity=1.0 / focus_m, blur_scale_px=k,
-                             num_layers=args.num_layers, max_radius=max_radius,
-                             method=args.method)
-  write_image(args.output, np.asarray(out), bits)
+  out, k, max_radius = render_photo(
+      image, depth_m, focus_m=focus_m, f_number=args.f_number,
+      focal_length_mm=args.focal_length_mm, sensor_width_mm=args.sensor_width_mm,
+      blur_scale_px=args.blur_scale_px, max_radius=args.max_radius, num_layers=args.num_layers,
+      method=args.method)
+  write_image(args.output, out, bits)
   print(f"wrote {args.output}: {w}x{h}, focus {focus_m:.2f} m, blur scale {k:.1f} px*m, "
         f"max blur radius {max_radius:g} px")
   return 0
