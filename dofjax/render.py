@@ -84,6 +84,21 @@ def read_depth_mm(path):
   return depth_lib.millimetres_to_metres(raw)
 
 
+def depth_from_stereo_disparity(disparity_px, *, focal_px, baseline_m, doffs_px=0.0):
+  """Metric depth of a rectified stereo pair: z = focal_px * baseline_m / (d + doffs_px).
+
+  Args:
+    disparity_px: (H, W) disparity in pixels; non-finite values (e.g. inf = unmatched) are invalid.
+    focal_px: focal length in pixels; baseline_m: camera baseline in metres; doffs_px: the
+      x-offset of the two principal points (Middlebury's `doffs`), in pixels.
+  Returns:
+    (H, W) float32 depth in metres, 0 where invalid.
+  """
+  d = np.asarray(disparity_px, np.float64) + doffs_px
+  ok = np.isfinite(d) & (d > 0)
+  return np.where(ok, focal_px * baseline_m / np.where(ok, d, 1.0), 0.0).astype(np.float32)
+
+
 def resize_depth(depth_m, height, width):
   """Resamples depth (0 = invalid) to height x width, interpolating disparity over valid pixels."""
   import cv2
