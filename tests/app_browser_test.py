@@ -16,26 +16,25 @@ import cv2
 import numpy as np
 import pytest
 
-pytestmark = pytest.mark.browser
+from dofjax import depth as depth_lib
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(_ROOT, "scripts"))
+import gallery  # pylint: disable=wrong-import-position
+
+pytestmark = pytest.mark.browser
 _INSTALL = "apt-get install -y chromium && pip install -e '.[test,app]'"
 _RENDER_TIMEOUT_MS = 300_000   # The first renders of a photo size compile (seconds to a minute).
 
 
 def motorcycle_files(folder):
-  """scikit-image's Middlebury Motorcycle (741x500) as photo.png and its true depth as a 16-bit
-  PNG in mm (depth = focal length * baseline / (disparity + principal point offset), with the
-  calibration of the down-sampled images from skimage.data.stereo_motorcycle's docstring;
-  pixels without ground truth = 0). Returns (photo path, depth path, depth in mm)."""
-  from skimage import data
-  left, _, disparity = data.stereo_motorcycle()
-  focal_px, baseline_mm, doffs_px = 994.978, 193.001, 31.086
-  with np.errstate(invalid="ignore"):
-    depth = focal_px * baseline_mm / (disparity + doffs_px)
-  depth_mm = np.where(np.isfinite(depth), np.round(depth), 0).astype(np.uint16)
+  """scikit-image's Middlebury Motorcycle (741x500) and its true depth (scripts/gallery.py's
+  stereo conversion) as photo.png and a 16-bit PNG in mm; returns (photo path, depth path,
+  depth in mm)."""
+  image, depth_m = gallery.load_motorcycle()
+  depth_mm = depth_lib.metres_to_millimetres(depth_m)
   photo, depth_png = os.path.join(folder, "motorcycle.png"), os.path.join(folder, "depth_mm.png")
-  cv2.imwrite(photo, left[..., ::-1])
+  cv2.imwrite(photo, np.round(image[..., ::-1] * 255.0).astype(np.uint8))
   cv2.imwrite(depth_png, depth_mm)
   return photo, depth_png, depth_mm
 
@@ -78,13 +77,15 @@ def test_upload_click_on_the_bike_and_change_the_f_number(app_url, tmp_path):
     expect(page.locator("#cli")).to_contain_text("--f_number=1.8", timeout=_RENDER_TIMEOUT_MS)
     assert page.evaluate("document.getElementById('depth').naturalWidth") > 0
 
-    # Click on the bike's tank (pixel 420, 205 of the photo, 2.3 m away).
+    # Click on the bike's tank (2.3 m away).
+    x, y = gallery.BIKE_PX
     box = page.locator("#photo").bounding_box()
-    page.locator("#photo").click(position={"x": 420.5 / 741 * box["width"],
-                                           "y": 205.5 / 500 * box["height"]})
+    page.locator("#photo").click(position={"x": (x + 0.5) / 741 * box["width"],
+                                           "y": (y + 0.5) / 500 * box["height"]})
     # (The page's layout rounds the displayed size: the click lands within a pixel.)
-    expect(page.locator("#cli")).to_contain_text(re.compile(r"--focus_px=4(19|20|21),20[456] "),
-                                                 timeout=_RENDER_TIMEOUT_MS)
+    near = lambda v: f"({v - 1}|{v}|{v + 1})"
+    expect(page.locator("#cli")).to_contain_text(
+        re.compile(f"--focus_px={near(x)},{near(y)} "), timeout=_RENDER_TIMEOUT_MS)
     page.locator("#fnum").fill("1.2")
     expect(page.locator("#cli")).to_contain_text("--f_number=1.2", timeout=_RENDER_TIMEOUT_MS)
     expect(page.locator("#error")).to_be_hidden()
@@ -97,7 +98,8 @@ def test_upload_click_on_the_bike_and_change_the_f_number(app_url, tmp_path):
   source = cv2.imread(photo, cv2.IMREAD_COLOR).astype(np.float32)
   assert result.shape == source.shape
   diff = np.abs(result - source).mean(axis=-1)
-  focus_mm = np.median(depth_mm[200:211, 415:426][depth_mm[200:211, 415:426] > 0])
+  window = depth_mm[y - 5:y + 6, x - 5:x + 6]
+  focus_mm = np.median(window[window > 0])
   on_bike = np.abs(depth_mm.astype(np.float32) - focus_mm) < 50
   background = depth_mm > 3500
   # The bike stays as sharp as the page's JPEG allows (its median error at quality 90 is ~2.3
