@@ -49,6 +49,7 @@ _MAX_FACTOR = 8             # Coarsest resolution used: 1/8.
 _FILL_RADIUS_SCALE = 2.0    # Fill reaches this many times the largest blur radius.
 _FILL_GAIN = 4.0            # Fill is full where >= 1/_FILL_GAIN of its disc is this layer.
 _EDGE_STEPS = 1.0           # Fill only behind depth jumps of > 1 layer step (fully at >= 2).
+_PUSH_TRUST_FLOOR = 0.05    # Push-pull: weight of a coarse colour that was itself filled.
 _TRANSMITTANCE_EPS = 1e-2   # Floor of the reduced-resolution transmittance in `_add_behind`.
 # Highlight recovery for real (8-bit, clipped) photos: see `recover_highlights`. Renders compared
 # with renders (evaluation, `bokeh_loss`) keep the gain at 0 unless asked.
@@ -166,12 +167,16 @@ def _layer_factor(radius, method):
 
 
 def _fill_plan(radii):
-  """(fill radius in px, fill factor): the fill reaches twice the largest blur radius."""
+  """(fill radius in px, fill factor, pull factor): the fill reaches twice the largest blur
+  radius; its push-pull goes down to the coarsest factor whose blocks are at most half of that."""
   reach = _FILL_RADIUS_SCALE * float(np.max(np.abs(radii)))
   f = 1
   while f < _MAX_FACTOR and reach / (2 * f) >= 2 * _MIN_LOWRES_RADIUS:
     f *= 2
-  return reach, f
+  pull = 1
+  while pull < _MAX_FACTOR and 2 * pull <= reach / 2:
+    pull *= 2
+  return reach, f, pull
 
 
 def _layer_weights(s, radii):
@@ -352,8 +357,7 @@ def _render_one(image, s, *, radii, method, highlight=None, aperture=(0, 0.0)):
   sRGB."""
   h, w = s.shape
   factors = [_layer_factor(r, method) for r in radii]
-  fill_reach, fill_factor = _fill_plan(radii)
-  big = max(factors + [fill_factor])
+  big = max(factors + list(_fill_plan(radii)[1:]))
   hp, wp = -(-h // big) * big, -(-w // big) * big
   pad = ((0, hp - h), (0, wp - w))
 
@@ -375,33 +379,11 @@ def _render_one(image, s, *, radii, method, highlight=None, aperture=(0, 0.0)):
     nearer = _nearer_share(u, knots, k + 1) * inside
     layers.append(_downsample(jnp.concatenate([lin * wk, wk[None], nearer[None]]), factors[k]))
 
-  # Hidden-background fill, all layers at once at the fill resolution: each layer's normalised
-  # colour, full where the layer is near (1 within ~fill_reach / 2 of its pixels), and only near
-  # an occlusion edge (a jump of more than _EDGE_STEPS layer steps): on a continuous surface split
-  # into bands, the coverage normalisation already mixes the bands correctly and a fill would
-  # smear far colours under near ones.
-  step = max(abs(r) for r in radii) / (len(radii) // 2)
-  s_far, s_near = _block_extremes(s, inside, fill_factor)
-  edge = jnp.clip((s_near - s_far) / (_EDGE_STEPS * max(step, 1.0)) - 1.0, 0.0, 1.0)
-  coarse = jnp.stack([_downsample(lay[:4], fill_factor // factors[k])
-                      for k, lay in enumerate(layers)])
-  fill_radius = fill_reach / fill_factor
-  fill_method = "direct" if method == "direct" else "fft"
-  blurred = jax.vmap(lambda x: _blur(x, fill_radius, fill_method))(
-      jnp.concatenate([coarse, jnp.broadcast_to(edge[None], coarse[:1].shape)], axis=0))
-  norm = jnp.maximum(_blur(jnp.ones((1,) + coarse.shape[2:], s.dtype), fill_radius, fill_method),
-                     COVERAGE_EPS)
-  # Edges are lines, covering ~1 / fill_radius of a disc they cross: hence the larger gain.
-  near_edge = jnp.clip(2.0 * fill_radius * blurred[-1:, 3:] / norm, 0.0, 1.0)
-  blurred = blurred[:-1]
-  fill_colour = blurred[:, :3] / jnp.maximum(blurred[:, 3:], COVERAGE_EPS)
-  fill_alpha = jnp.clip(_FILL_GAIN * blurred[:, 3:] / norm, 0.0, 1.0) * near_edge
-  fill = jnp.concatenate([fill_colour * fill_alpha, fill_alpha], axis=1)  # Premultiplied.
-
+  fills = _hidden_fill(layers, factors, s, inside, radii, method)
   blurred_layers = []
   for k, radius in enumerate(radii):
     f = factors[k]
-    layer = layers[k][:4] + layers[k][4:] * _upsample(fill[k], fill_factor // f)
+    layer = layers[k][:4] + layers[k][4:] * fills[k]
     # Box-down + bilinear-up add a variance of f^2 / 4 per axis; a disc adds r^2 / 4.
     r_low = math.sqrt(max(radius * radius - f * f, 0.25 * radius * radius)) / f
     layer = _blur(layer, r_low, method, aperture)
@@ -411,6 +393,70 @@ def _render_one(image, s, *, radii, method, highlight=None, aperture=(0, 0.0)):
   rgb = rgba[:3] / jnp.maximum(rgba[3:], COVERAGE_EPS)
   rgb = linear_to_srgb(jnp.maximum(rgb, 0.0))[:, :h, :w]
   return jnp.clip(jnp.moveaxis(rgb, 0, -1), 0.0, 1.0)
+
+
+def _hidden_fill(layers, factors, s, inside, radii, method):
+  """The hidden background of each layer, to add under its nearer layers: premultiplied (colour,
+  coverage) (4, H/f, W/f) per layer, at the layer's own resolution.
+
+  Where: a layer's fill is full within ~fill_reach / 2 of its pixels (a normalised convolution of
+  its coverage, at the fill resolution) and only near an occlusion edge (a jump of more than
+  _EDGE_STEPS layer steps): on a continuous surface split into bands, the coverage normalisation
+  already mixes the bands correctly and a fill would smear far colours under near ones.
+  What colour: the layer's own colour continued into its holes by push-pull (`_push_pull`), so
+  the background goes on behind a blurred foreground, continuous with what is visible at the
+  hole's border; the normalised convolution's colour only where even the coarsest push-pull level
+  is empty.
+  """
+  fill_reach, fill_factor, pull_factor = _fill_plan(radii)
+  step = max(abs(r) for r in radii) / (len(radii) // 2)
+  s_far, s_near = _block_extremes(s, inside, fill_factor)
+  edge = jnp.clip((s_near - s_far) / (_EDGE_STEPS * max(step, 1.0)) - 1.0, 0.0, 1.0)
+  coarse = jnp.stack([_downsample(lay[:4], fill_factor // factors[k])
+                      for k, lay in enumerate(layers)])
+  fill_radius = fill_reach / fill_factor
+  fill_method = "direct" if method == "direct" else "fft"
+  blurred = jax.vmap(lambda x: _blur(x, fill_radius, fill_method))(
+      jnp.concatenate([coarse, jnp.broadcast_to(edge[None], coarse[:1].shape)], axis=0))
+  norm = jnp.maximum(_blur(jnp.ones((1,) + coarse.shape[2:], s.dtype), fill_radius,
+                           fill_method), COVERAGE_EPS)
+  # Edges are lines, covering ~1 / fill_radius of a disc they cross: hence the larger gain.
+  near_edge = jnp.clip(2.0 * fill_radius * blurred[-1:, 3:] / norm, 0.0, 1.0)
+  blurred = blurred[:-1]
+  base = blurred[:, :3] / jnp.maximum(blurred[:, 3:], COVERAGE_EPS)
+  alpha = jnp.clip(_FILL_GAIN * blurred[:, 3:] / norm, 0.0, 1.0) * near_edge
+  fills = []
+  for k, layer in enumerate(layers):
+    f = factors[k]
+    a = _upsample(alpha[k], fill_factor // f)
+    colour = _push_pull(layer[:4], f, base[k], fill_factor, pull_factor)
+    fills.append(jnp.concatenate([colour * a, a]))
+  return fills
+
+
+def _push_pull(premult, f, base, f_base, f_top):
+  """Colour (3, h, w) of a layer given at factor f as premultiplied (colour, coverage) (4, h, w),
+  continued into where it has no coverage: pull (box-average colour and coverage down to factor
+  f_top), then push (coarse to fine, each level keeps its own colour where its coverage is high
+  and takes the coarser level's elsewhere). `base` (3, .., ..) at factor f_base: the colour where
+  even the coarsest level is empty."""
+  pyramid = [premult]
+  g = f
+  while g < f_top:
+    pyramid.append(_downsample(pyramid[-1], 2))
+    g *= 2
+  colour = (_downsample(base, g // f_base) if g >= f_base else _upsample(base, f_base // g))
+  trust = jnp.ones_like(colour[:1])
+  for level in pyramid[::-1]:
+    if colour.shape[1:] != level.shape[1:]:
+      # Interpolate the coarser colour weighted by how much of it was seen at its own level, so
+      # that just inside a hole the colour seen nearest outweighs a coarser average.
+      up = _upsample(jnp.concatenate([colour * trust, trust]), 2)
+      colour = up[:3] / jnp.maximum(up[3:], COVERAGE_EPS)
+    own = jnp.clip(_FILL_GAIN * level[3:], 0.0, 1.0)
+    colour = own * level[:3] / jnp.maximum(level[3:], COVERAGE_EPS) + (1.0 - own) * colour
+    trust = own + _PUSH_TRUST_FLOOR
+  return colour
 
 
 def _block_extremes(s, inside, f):
