@@ -10,7 +10,6 @@ import cv2
 import numpy as np
 import pytest
 
-from dofjax import dof
 from dofjax import render
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -24,16 +23,14 @@ BLUR_SCALE = 30.0      # px per 1/m: the far wall (5 m) blurs by ~7 px with focu
 def shot():
   """(photo, signed CoC radius px, render, second render) focused on the bike's tank."""
   image, depth = gallery.load_motorcycle(scale=2)
-  disparity = 1.0 / render.fill_invalid(depth)
   x, y = (v // 2 for v in gallery.BIKE_PX)
   focus = render.focus_from_pixel(depth, x, y)
-  s = BLUR_SCALE * (disparity - 1.0 / focus)
-  max_radius, _ = render.max_blur_radius(float(np.abs(s).max()))
-  kw = dict(focus_disparity=1.0 / focus, blur_scale_px=BLUR_SCALE, max_radius=max_radius,
-            highlight_gain=dof.PHOTO_HIGHLIGHT_GAIN,
-            highlight_threshold=dof.PHOTO_HIGHLIGHT_THRESHOLD)
-  first = np.asarray(dof.render_disparity(image, disparity, **kw))
-  second = np.asarray(dof.render_disparity(image, disparity, **kw))
+  s = BLUR_SCALE * (1.0 / render.fill_invalid(depth) - 1.0 / focus)
+  # The CLI's (and the app's) render path with its defaults: highlight recovery on, max radius =
+  # the photo's largest CoC.
+  first, info = render.render_photo(image, depth, focus_m=focus, blur_scale_px=BLUR_SCALE)
+  second, _ = render.render_photo(image, depth, focus_m=focus, blur_scale_px=BLUR_SCALE)
+  assert info["max_radius"] == math.ceil(np.abs(s).max()) and info["note"] is None
   return image, s, first, second
 
 
