@@ -50,8 +50,8 @@ def test_full_render_is_the_cli_png_bit_for_bit(files, tmp_path):
   settings = app.parse_settings(fields)
   out, info = app.render_full(image, depth_m, settings)
   out_path = tmp_path / "cli.png"
-  args = app.cli_args(settings, photo=str(files["photo"]), depth=str(files["depth"]),
-                      output=str(out_path))
+  args = app.cli_args(settings, photo=str(files["photo"]),
+                      depth_flags=[f"--depth={files['depth']}"], output=str(out_path))
   assert render.main(["render", *args]) == 0
   assert app.result_png(out, bits) == out_path.read_bytes()
   assert info["focus_m"] == pytest.approx(1.5, rel=1e-3)   # The clicked subject.
@@ -156,6 +156,9 @@ def test_server_answers_bad_input_with_messages_and_keeps_running(url, files):
   assert _post(url, "/api/depth?s=a&name=d.png", files["depth"].read_bytes()) == (200, {"ok": True})
   status, answer = _post(url, "/api/render?s=a", json.dumps(dict(x=1, y=1, blades=3)).encode())
   assert status == 400 and "blades must be one of" in answer["error"]
+  with pytest.raises(urllib.error.HTTPError) as e:
+    urllib.request.urlopen(url + "/api/download?s=a")
+  assert e.value.code == 400 and "nothing to save yet" in json.loads(e.value.read())["error"]
 
 
 def test_launch_flags_are_checked(tmp_path):

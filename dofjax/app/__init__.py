@@ -160,10 +160,12 @@ def render_preview(image_small, depth_small, depth_m, settings):
   return out, dict(info, focus_m=focus, width=width, height=image_small.shape[0])
 
 
-def cli_args(settings, photo="photo.jpg", depth="depth_mm.png", output="bokeh.png"):
-  """The `python -m dofjax.render` arguments that make render_full's image, as a list of str
-  (depth from a PNG; with --workdir the model predicts it instead)."""
-  args = [photo, f"--depth={depth}", f"--focus_px={settings.x},{settings.y}",
+def cli_args(settings, photo="photo.jpg", depth_flags=("--depth=depth_mm.png",),
+             output="bokeh.png"):
+  """The `python -m dofjax.render` arguments (list of str) that make render_full's image;
+  depth_flags say where depth came from (e.g. ['--depth=d.png', '--resize_depth'] or
+  ['--workdir=W'])."""
+  args = [photo, *depth_flags, f"--focus_px={settings.x},{settings.y}",
           f"--f_number={settings.f_number!r}", f"--focal_length_mm={settings.focal_length_mm!r}"]
   if not settings.highlights:
     args.append("--nohighlights")

@@ -28,13 +28,14 @@ _PAGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "page.html")
 @dataclasses.dataclass
 class Session:
   """One tab's state: the photo (float32 HxWx3 [0, 1]) and its depth (HxW m), their previews,
-  and the last full-size render (settings, PNG bytes)."""
+  and the last full-size render (float32 HxWx3 [0, 1]; its PNG is made when saved)."""
   image: object = None
   bits: int = 8
   name: str = "photo"
   depth_m: object = None
+  depth_flags: tuple = ()
   small: tuple = None
-  full: tuple = None
+  full: object = None
 
 
 class AppState:
@@ -68,9 +69,10 @@ def set_photo(state, sid, data, name):
   return dict(width=image.shape[1], height=image.shape[0], bits=bits)
 
 
-def set_depth(session, depth_m):
-  """Stores a depth map (HxW m) and the reduced-size inputs of previews."""
-  session.depth_m = depth_m
+def set_depth(session, depth_m, depth_flags):
+  """Stores a depth map (HxW m), the CLI flags that give the same depth, and the reduced-size
+  inputs of previews."""
+  session.depth_m, session.depth_flags = depth_m, tuple(depth_flags)
   session.small = app_lib.preview_inputs(session.image, depth_m)
   session.full = None
 
@@ -90,11 +92,11 @@ def render(state, session, fields):
       out, info = app_lib.render_preview(*session.small, session.depth_m, settings)
     seconds = time.perf_counter() - t0
   if full:
-    session.full = (settings, app_lib.result_png(out, session.bits))
+    session.full = out
   data = base64.b64encode(app_lib.jpeg(out)).decode("ascii")
   stem = os.path.splitext(os.path.basename(session.name))[0] or "photo"
   cli = app_lib.cli_args(settings, photo=os.path.basename(session.name),
-                         output=f"{stem}-bokeh.png")
+                         depth_flags=session.depth_flags, output=f"{stem}-bokeh.png")
   return dict(image="data:image/jpeg;base64," + data, full=full, seconds=round(seconds, 3),
               focus_m=info["focus_m"], max_radius=info["max_radius"], width=info["width"],
               height=info["height"], cli="python -m dofjax.render " + " ".join(cli))
@@ -147,7 +149,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if s.full is None:
           raise errors.UserError("nothing to save yet: wait for the full-size render.")
         stem = os.path.splitext(os.path.basename(s.name))[0] or "photo"
-        self._reply(200, s.full[1], "image/png",
+        self._reply(200, app_lib.result_png(s.full, s.bits), "image/png",
                     [("Content-Disposition", f'attachment; filename="{stem}-bokeh.png"')])
       else:
         self._json({"error": f"no page {path!r}"}, 404)
@@ -164,14 +166,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
       elif path == "/api/photo":
         self._json(set_photo(self.state, sid, body, q.get("name", "photo")))
       elif path == "/api/depth":
-        s = self.state.session(sid)
-        set_depth(s, app_lib.read_depth_bytes(body, s.image.shape[:2], q.get("resample") == "1",
-                                              q.get("name", "depth.png")))
+        s, name, resample = self.state.session(sid), q.get("name", "depth.png"), q.get("resample")
+        set_depth(s, app_lib.read_depth_bytes(body, s.image.shape[:2], resample == "1", name),
+                  [f"--depth={os.path.basename(name)}"]
+                  + (["--resize_depth"] if resample == "1" else []))
         self._json({"ok": True})
       elif path == "/api/predict":
         s = self.state.session(sid)
         with self.state.render_lock:
-          set_depth(s, app_lib.depth_from_model(self.state.workdir, s.image))
+          set_depth(s, app_lib.depth_from_model(self.state.workdir, s.image),
+                    [f"--workdir={self.state.workdir}"])
         self._json({"ok": True})
       elif path == "/api/render":
         self._json(render(self.state, self.state.session(sid), json.loads(body or b"{}")))
