@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from dofjax import depth as depth_lib
+from dofjax import render
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(_ROOT, "scripts"))
@@ -61,7 +62,7 @@ def _chromium():
   return path
 
 
-def test_upload_click_on_the_bike_and_change_the_f_number(app_url, tmp_path):
+def test_upload_click_on_the_bike_and_change_the_f_number(app_url, tmp_path, monkeypatch):
   try:
     from playwright.sync_api import expect, sync_playwright
   except ImportError:
@@ -91,7 +92,20 @@ def test_upload_click_on_the_bike_and_change_the_f_number(app_url, tmp_path):
     expect(page.locator("#error")).to_be_hidden()
     src = page.get_attribute("#result", "src")
     assert page.get_attribute("#result", "data-kind") == "full"
+    command = page.locator("#cli").inner_text()
+    with page.expect_download() as download:
+      page.click("#save")
+    saved = str(tmp_path / "saved.png")
+    download.value.save_as(saved)
     browser.close()
+
+  # The saved PNG is the file the command shown in the page writes (run here in-process).
+  prefix = "python -m dofjax.render "
+  assert command.startswith(prefix) and "--output=motorcycle-bokeh.png" in command
+  monkeypatch.chdir(tmp_path)
+  assert render.main(["render", *command[len(prefix):].split()]) == 0
+  with open(saved, "rb") as a, open(tmp_path / "motorcycle-bokeh.png", "rb") as b:
+    assert a.read() == b.read()
 
   result = cv2.imdecode(np.frombuffer(base64.b64decode(src.split(",", 1)[1]), np.uint8),
                         cv2.IMREAD_COLOR).astype(np.float32)
