@@ -117,3 +117,10 @@ def test_psnr_on_a_mask_is_evaluations_psnr_of_those_pixels():
   assert bench_dof.psnr_on(a, b) == pytest.approx(
       float(metrics.psnr(a[None], b[None])), abs=1e-6)
   assert bench_dof.psnr_on(a, b, np.zeros_like(mask)) is None
+
+
+@pytest.mark.parametrize("flag", ["--repeats=0", "--max_radius=-1", "--large_max_radius=0",
+                                  "--seeds=a,b", "--quality_width=0"])
+def test_dof_benchmark_bad_flags_are_user_errors(flag):
+  with pytest.raises(errors.UserError):
+    bench_dof.main(["dof", flag])
