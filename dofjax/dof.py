@@ -1,33 +1,44 @@
 """Circle of confusion and a differentiable depth-layered depth-of-field renderer (jax.numpy).
 
-Physics (DESIGN.md section 7). A thin lens of focal length f and f-number N focused at z_f spreads
-a point at depth z into a disc of radius (in pixels, for an image W_px wide on a sensor s_w wide)
+Physics. A thin lens of focal length f and f-number N focused at z_f spreads a point at depth z
+into a disc of radius (in pixels, for an image W_px wide on a sensor s_w wide)
 
     r_px = K |1/z - 1/z_f|,      K = f^2 z_f W_px / (2 N (z_f - f) s_w)   [px per 1/m]
 
 so blur is linear in disparity d = 1/z. `render` takes lens settings and depth in metres;
-`render_disparity` takes disparity and the blur scale K directly.
+`render_disparity` takes disparity and the blur scale K directly. The aperture is a disc, or a
+regular polygon with `aperture_blades` corners on the disc's circle (a bladed iris), rotated by
+`aperture_rotation_deg`. Blurring happens in linear light (sRGB decoded first, re-encoded after),
+so bright points bloom into discs. An 8-bit photo clips lamps and glints at white; highlight
+recovery (`recover_highlights`, off unless highlight_gain > 0) multiplies a pixel's linear
+radiance by 1 + gain * smoothstep((v - threshold) / (1 - threshold)), v its largest sRGB channel,
+before blurring, so clipped lights become bright discs again (PHOTO_HIGHLIGHT_GAIN and
+PHOTO_HIGHLIGHT_THRESHOLD for real photos; renders compared with renders keep it off).
 
 Renderer. The signed blur radius s = K (d - d_f) (> 0 in front of the focal plane) is clipped to
-[-max_radius, max_radius]; `num_layers` layers sit at radii k * max_radius / M, k = -M..M
-(M = (num_layers - 1) // 2), so one layer is exactly the focal plane. Each pixel is split between
-its two neighbouring layers by a tent (a defocus of t steps takes the fraction t of the next
-layer's blur, smooth and differentiable in depth). Per layer, in linear light: premultiplied
-colour and coverage, extended under the layers at least two steps nearer by a
-normalised-convolution fill (the hidden background seen through blurred foreground edges; only
-next to depth jumps of several layer steps, since on a continuous surface the normalisation
-already mixes neighbouring layers correctly), blurred with an anti-aliased disc, composited near
-to far with additive transmittance (a layer is seen through clip(1 - summed coverage of the
-nearer layers), so the two halves (1 - w, w) of a surface split between neighbouring layers hide
-everything behind it; multiplicative "over" would leave a gap of w (1 - w) for the fill behind to
-show through), each layer at the coarsest resolution the layers nearer than it allow, and finally
-divided by the accumulated coverage.
+[-max_radius, max_radius] (`render` defaults max_radius to the photo's own largest circle of
+confusion, so no blur is clipped and no layer is wasted); `num_layers` layers sit at radii
+k * max_radius / M, k = -M..M (M = (num_layers - 1) // 2), so one layer is exactly the focal plane.
+Each pixel is split between its two neighbouring layers by a tent (a defocus of t steps takes the
+fraction t of the next layer's blur, smooth and differentiable in depth). Per layer, in linear
+light: premultiplied colour and coverage, extended under the layers at least two steps nearer by
+a hidden-background fill (seen through blurred foreground edges; only next to depth jumps of
+several layer steps, since on a continuous surface the normalisation already mixes neighbouring
+layers correctly; its colour continues the layer's visible colour into the hole by push-pull, so
+the background goes on behind a blurred foreground with no flat patch and no outline), blurred
+with the anti-aliased aperture, composited near to far with additive transmittance (a layer is
+seen through clip(1 - summed coverage of the nearer layers), so the two halves (1 - w, w) of a
+surface split between neighbouring layers hide everything behind it; multiplicative "over" would
+leave a gap of w (1 - w) for the fill behind to show through), each layer at the coarsest
+resolution the layers nearer than it allow, and finally divided by the accumulated coverage.
 
 Kernel methods: 'fft' (every layer at full resolution; cost independent of the radius),
-'pyramid' (the default: layers whose radius is >= 2 * _MIN_LOWRES_RADIUS px are blurred with an
-FFT at 1/2, 1/4 or 1/8 resolution, with the disc shrunk to keep the blur's second moment, then
-upsampled bilinearly; much cheaper, nearly identical), 'direct' (a depthwise convolution per
-layer; only sensible for radii of a few pixels, e.g. on accelerators in the training graph).
+'pyramid' (the default: a layer of radius r >= 48 px is blurred with an FFT at 1/f resolution,
+f = 2, 4 or 8 with f <= r / 24, the aperture shrunk to keep the blur's second moment, then
+upsampled bilinearly; resampling softens a rim over ~1.65 f px, at most ~7% of the radius, so
+large discs keep crisp edges; smaller radii are blurred at full resolution), 'direct' (a
+depthwise convolution per layer; only sensible for radii of a few pixels, e.g. on accelerators
+in the training graph).
 
 Everything is shape-static jax.numpy, so it runs under jax.jit, jax.vmap and jax.grad.
 """
@@ -44,7 +55,8 @@ DEFAULT_MAX_RADIUS = 32.0
 DEFAULT_METHOD = "pyramid"
 METHODS = ("pyramid", "fft", "direct")
 COVERAGE_EPS = 1e-3
-_MIN_LOWRES_RADIUS = 4.0    # 'pyramid': a downsampled layer's disc keeps at least this radius.
+_MIN_LOWRES_RADIUS = 4.0    # The fill's downsampled disc keeps at least this radius.
+_CRISP_RATIO = 24.0         # 'pyramid': blur at 1/f resolution only where radius >= 24 f px.
 _MAX_FACTOR = 8             # Coarsest resolution used: 1/8.
 _FILL_RADIUS_SCALE = 2.0    # Fill reaches this many times the largest blur radius.
 _FILL_GAIN = 4.0            # Fill is full where >= 1/_FILL_GAIN of its disc is this layer.
@@ -158,10 +170,12 @@ def _check_layers(num_layers, max_radius):
 
 
 def _layer_factor(radius, method):
-  """Downsampling factor (1, 2, 4 or 8) at which a layer of this |radius| is blurred."""
+  """Downsampling factor (1, 2, 4 or 8) at which a layer of this |radius| is blurred: 'pyramid'
+  keeps f <= |radius| / _CRISP_RATIO, since resampling softens a disc's rim over ~1.65 f px
+  (a 10%-90% rise of at most ~7% of the radius: crisp bokeh)."""
   f = 1
   if method == "pyramid":
-    while f < _MAX_FACTOR and abs(radius) / (2 * f) >= _MIN_LOWRES_RADIUS:
+    while f < _MAX_FACTOR and abs(radius) / (2 * f) >= _CRISP_RATIO:
       f *= 2
   return f
 
@@ -244,17 +258,20 @@ def _upsample(x, f):
 
 # ----------------------------------------------------------------------------- kernels
 
-def _disc(dy, dx, radius):
-  """Anti-aliased disc of `radius` px on offset grids: coverage clip(r + 0.5 - dist, 0, 1)."""
-  return jnp.clip(radius + 0.5 - jnp.sqrt(dy * dy + dx * dx), 0.0, 1.0)
+def _disc(dy, dx, radius, ramp=1.0):
+  """Anti-aliased disc of `radius` px on offset grids: coverage clip(r + 0.5 - dist, 0, 1), or
+  with a rim `ramp` px wide, clip((r - dist) / ramp + 0.5, 0, 1)."""
+  if ramp == 1.0:
+    return jnp.clip(radius + 0.5 - jnp.sqrt(dy * dy + dx * dx), 0.0, 1.0)
+  return jnp.clip((radius - jnp.sqrt(dy * dy + dx * dx)) / ramp + 0.5, 0.0, 1.0)
 
 
-def _polygon(dy, dx, radius, blades, rotation):
+def _polygon(dy, dx, radius, blades, rotation, ramp=1.0):
   """Anti-aliased regular `blades`-gon inscribed in the circle of `radius` px (corners on it).
 
   dy, dx: offset grids (dy down the image). rotation: radians, counterclockwise as seen; at 0 a
   corner points up. Coverage clip(0.5 - signed distance to the polygon, 0, 1), the signed distance
-  being the largest over the edges of (offset . edge normal - apothem).
+  being the largest over the edges of (offset . edge normal - apothem); `ramp` as in `_disc`.
   """
   apothem = radius * math.cos(math.pi / blades)
   dist = None
@@ -263,16 +280,16 @@ def _polygon(dy, dx, radius, blades, rotation):
     angle = 0.5 * math.pi + rotation + (2 * k + 1) * math.pi / blades
     d = dx * jnp.cos(angle) - dy * jnp.sin(angle)
     dist = d if dist is None else jnp.maximum(dist, d)
-  return jnp.clip(apothem + 0.5 - dist, 0.0, 1.0)
+  return jnp.clip((apothem - dist) / ramp + 0.5, 0.0, 1.0)
 
 
-def _aperture(dy, dx, radius, aperture):
+def _aperture(dy, dx, radius, aperture, ramp=1.0):
   """Unnormalised anti-aliased aperture of `radius` px; aperture = (blades, rotation in radians),
-  blades 0 for a disc."""
+  blades 0 for a disc; its rim is `ramp` px wide."""
   blades, rotation = aperture
   if blades == 0:
-    return _disc(dy, dx, radius)
-  return _polygon(dy, dx, radius, blades, rotation)
+    return _disc(dy, dx, radius, ramp)
+  return _polygon(dy, dx, radius, blades, rotation, ramp)
 
 
 def aperture_kernel(radius, *, aperture_blades=0, aperture_rotation_deg=0.0):
@@ -311,7 +328,7 @@ def _smooth_size(n):
     n += 1
 
 
-def _blur_fft(x, radius, aperture=(0, 0.0)):
+def _blur_fft(x, radius, aperture=(0, 0.0), ramp=1.0):
   """Zero-padded (not circular) convolution of (C, h, w) with a normalised aperture (a disc, or a
   polygon: see `_aperture`), via rFFT."""
   _, h, w = x.shape
@@ -321,19 +338,19 @@ def _blur_fft(x, radius, aperture=(0, 0.0)):
   ix = jnp.arange(wc, dtype=jnp.float32)
   dy = jnp.where(iy <= hc // 2, iy, iy - hc)[:, None]   # Kernel centred at (0, 0), wrapped.
   dx = jnp.where(ix <= wc // 2, ix, ix - wc)[None, :]
-  kernel = _aperture(dy, dx, radius, aperture)
+  kernel = _aperture(dy, dx, radius, aperture, ramp)
   kernel = kernel / jnp.sum(kernel)
   spectrum = jnp.fft.rfft2(kernel)
   y = jnp.fft.irfft2(jnp.fft.rfft2(x, s=(hc, wc)) * spectrum, s=(hc, wc))
   return y[:, :h, :w]
 
 
-def _blur_direct(x, radius, aperture=(0, 0.0)):
+def _blur_direct(x, radius, aperture=(0, 0.0), ramp=1.0):
   """Same as `_blur_fft` as a depthwise 2-D convolution (cost grows with radius^2)."""
   c = x.shape[0]
   n = int(math.ceil(radius))
   d = np.arange(-n, n + 1, dtype=np.float32)
-  kernel = _aperture(jnp.asarray(d)[:, None], jnp.asarray(d)[None, :], radius, aperture)
+  kernel = _aperture(jnp.asarray(d)[:, None], jnp.asarray(d)[None, :], radius, aperture, ramp)
   kernel = kernel / jnp.sum(kernel)
   kernel = jnp.broadcast_to(kernel[None, None], (c, 1, 2 * n + 1, 2 * n + 1))
   y = jax.lax.conv_general_dilated(x[None], kernel, (1, 1), [(n, n), (n, n)],
@@ -341,12 +358,13 @@ def _blur_direct(x, radius, aperture=(0, 0.0)):
   return y[0]
 
 
-def _blur(x, radius, method, aperture=(0, 0.0)):
+def _blur(x, radius, method, aperture=(0, 0.0), ramp=1.0):
+  """Blurs (C, h, w) with the normalised aperture of `radius` px (rim `ramp` px wide)."""
   if radius <= 0.0:
     return x
   if method == "direct":
-    return _blur_direct(x, radius, aperture)
-  return _blur_fft(x, radius, aperture)
+    return _blur_direct(x, radius, aperture, ramp)
+  return _blur_fft(x, radius, aperture, ramp)
 
 
 # ----------------------------------------------------------------------------- the renderer
@@ -386,7 +404,9 @@ def _render_one(image, s, *, radii, method, highlight=None, aperture=(0, 0.0)):
     layer = layers[k][:4] + layers[k][4:] * fills[k]
     # Box-down + bilinear-up add a variance of f^2 / 4 per axis; a disc adds r^2 / 4.
     r_low = math.sqrt(max(radius * radius - f * f, 0.25 * radius * radius)) / f
-    layer = _blur(layer, r_low, method, aperture)
+    # At 1/f resolution the rim stays one full-resolution pixel wide (1/f px here): the
+    # resampling softens it enough.
+    layer = _blur(layer, r_low, method, aperture, ramp=1.0 / f)
     blurred_layers.append((jnp.concatenate([layer[:3], jnp.clip(layer[3:], 0.0, 1.0)]), f))
 
   rgba = _composite(blurred_layers)
