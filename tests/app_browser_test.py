@@ -8,6 +8,7 @@ Needs Debian's chromium and the `app` extra; run it with
 import base64
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -103,7 +104,7 @@ def test_upload_click_on_the_bike_and_change_the_f_number(app_url, tmp_path, mon
   prefix = "python -m dofjax.render "
   assert command.startswith(prefix) and "--output=motorcycle-bokeh.png" in command
   monkeypatch.chdir(tmp_path)
-  assert render.main(["render", *command[len(prefix):].split()]) == 0
+  assert render.main(["render", *shlex.split(command[len(prefix):])]) == 0
   with open(saved, "rb") as a, open(tmp_path / "motorcycle-bokeh.png", "rb") as b:
     assert a.read() == b.read()
 

@@ -13,6 +13,7 @@ import dataclasses
 import http.server
 import json
 import os
+import shlex
 import threading
 import time
 import urllib.parse
@@ -99,7 +100,7 @@ def render(state, session, fields):
                          depth_flags=session.depth_flags, output=f"{stem}-bokeh.png")
   return dict(image="data:image/jpeg;base64," + data, full=full, seconds=round(seconds, 3),
               focus_m=info["focus_m"], max_radius=info["max_radius"], width=info["width"],
-              height=info["height"], cli="python -m dofjax.render " + " ".join(cli))
+              height=info["height"], cli="python -m dofjax.render " + shlex.join(cli))
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
