@@ -214,6 +214,14 @@ def test_default_max_radius_follows_the_photo():
                                 np.asarray(dof.render(image, depth, max_radius=largest, **kw)))
   with pytest.raises(ValueError, match="pass an explicit max_radius"):
     jax.jit(lambda d: dof.render(image, d, **kw))(depth)
+  # The disparity form follows the image too when asked (max_radius=None).
+  k = float(dof.blur_scale_px(image_width_px=W, **lens))
+  disparity = (1.0 / depth).astype(np.float32)
+  own = float(np.abs(k * (disparity.astype(np.float64) - 1.0)).max())
+  kw = dict(focus_disparity=1.0, blur_scale_px=k, num_layers=LAYERS)
+  np.testing.assert_array_equal(
+      np.asarray(dof.render_disparity(image, disparity, max_radius=None, **kw)),
+      np.asarray(dof.render_disparity(image, disparity, max_radius=own, **kw)))
 
 
 # ----------------------------------------------------------------------------- hidden background
