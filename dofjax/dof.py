@@ -1,33 +1,44 @@
 """Circle of confusion and a differentiable depth-layered depth-of-field renderer (jax.numpy).
 
-Physics (DESIGN.md section 7). A thin lens of focal length f and f-number N focused at z_f spreads
-a point at depth z into a disc of radius (in pixels, for an image W_px wide on a sensor s_w wide)
+Physics. A thin lens of focal length f and f-number N focused at z_f spreads a point at depth z
+into a disc of radius (in pixels, for an image W_px wide on a sensor s_w wide)
 
     r_px = K |1/z - 1/z_f|,      K = f^2 z_f W_px / (2 N (z_f - f) s_w)   [px per 1/m]
 
 so blur is linear in disparity d = 1/z. `render` takes lens settings and depth in metres;
-`render_disparity` takes disparity and the blur scale K directly.
+`render_disparity` takes disparity and the blur scale K directly. The aperture is a disc, or a
+regular polygon with `aperture_blades` corners on the disc's circle (a bladed iris), rotated by
+`aperture_rotation_deg`. Blurring happens in linear light (sRGB decoded first, re-encoded after),
+so bright points bloom into discs. An 8-bit photo clips lamps and glints at white; highlight
+recovery (`recover_highlights`, off unless highlight_gain > 0) multiplies a pixel's linear
+radiance by 1 + gain * smoothstep((v - threshold) / (1 - threshold)), v its largest sRGB channel,
+before blurring, so clipped lights become bright discs again (PHOTO_HIGHLIGHT_GAIN and
+PHOTO_HIGHLIGHT_THRESHOLD for real photos; renders compared with renders keep it off).
 
 Renderer. The signed blur radius s = K (d - d_f) (> 0 in front of the focal plane) is clipped to
-[-max_radius, max_radius]; `num_layers` layers sit at radii k * max_radius / M, k = -M..M
-(M = (num_layers - 1) // 2), so one layer is exactly the focal plane. Each pixel is split between
-its two neighbouring layers by a tent (a defocus of t steps takes the fraction t of the next
-layer's blur, smooth and differentiable in depth). Per layer, in linear light: premultiplied
-colour and coverage, extended under the layers at least two steps nearer by a
-normalised-convolution fill (the hidden background seen through blurred foreground edges; only
-next to depth jumps of several layer steps, since on a continuous surface the normalisation
-already mixes neighbouring layers correctly), blurred with an anti-aliased disc, composited near
-to far with additive transmittance (a layer is seen through clip(1 - summed coverage of the
-nearer layers), so the two halves (1 - w, w) of a surface split between neighbouring layers hide
-everything behind it; multiplicative "over" would leave a gap of w (1 - w) for the fill behind to
-show through), each layer at the coarsest resolution the layers nearer than it allow, and finally
-divided by the accumulated coverage.
+[-max_radius, max_radius] (`render` defaults max_radius to the photo's own largest circle of
+confusion, so no blur is clipped and no layer is wasted); `num_layers` layers sit at radii
+k * max_radius / M, k = -M..M (M = (num_layers - 1) // 2), so one layer is exactly the focal plane.
+Each pixel is split between its two neighbouring layers by a tent (a defocus of t steps takes the
+fraction t of the next layer's blur, smooth and differentiable in depth). Per layer, in linear
+light: premultiplied colour and coverage, extended under the layers at least two steps nearer by
+a hidden-background fill (seen through blurred foreground edges; only next to depth jumps of
+several layer steps, since on a continuous surface the normalisation already mixes neighbouring
+layers correctly; its colour continues the layer's visible colour into the hole by push-pull, so
+the background goes on behind a blurred foreground with no flat patch and no outline), blurred
+with the anti-aliased aperture, composited near to far with additive transmittance (a layer is
+seen through clip(1 - summed coverage of the nearer layers), so the two halves (1 - w, w) of a
+surface split between neighbouring layers hide everything behind it; multiplicative "over" would
+leave a gap of w (1 - w) for the fill behind to show through), each layer at the coarsest
+resolution the layers nearer than it allow, and finally divided by the accumulated coverage.
 
 Kernel methods: 'fft' (every layer at full resolution; cost independent of the radius),
-'pyramid' (the default: layers whose radius is >= 2 * _MIN_LOWRES_RADIUS px are blurred with an
-FFT at 1/2, 1/4 or 1/8 resolution, with the disc shrunk to keep the blur's second moment, then
-upsampled bilinearly; much cheaper, nearly identical), 'direct' (a depthwise convolution per
-layer; only sensible for radii of a few pixels, e.g. on accelerators in the training graph).
+'pyramid' (the default: a layer of radius r >= 48 px is blurred with an FFT at 1/f resolution,
+f = 2, 4 or 8 with f <= r / 24, the aperture shrunk to keep the blur's second moment, then
+upsampled bilinearly; resampling softens a rim over ~1.65 f px, at most ~7% of the radius, so
+large discs keep crisp edges; smaller radii are blurred at full resolution), 'direct' (a
+depthwise convolution per layer; only sensible for radii of a few pixels, e.g. on accelerators
+in the training graph).
 
 Everything is shape-static jax.numpy, so it runs under jax.jit, jax.vmap and jax.grad.
 """
@@ -44,12 +55,18 @@ DEFAULT_MAX_RADIUS = 32.0
 DEFAULT_METHOD = "pyramid"
 METHODS = ("pyramid", "fft", "direct")
 COVERAGE_EPS = 1e-3
-_MIN_LOWRES_RADIUS = 4.0    # 'pyramid': a downsampled layer's disc keeps at least this radius.
+_MIN_LOWRES_RADIUS = 4.0    # The fill's downsampled disc keeps at least this radius.
+_CRISP_RATIO = 24.0         # 'pyramid': blur at 1/f resolution only where radius >= 24 f px.
 _MAX_FACTOR = 8             # Coarsest resolution used: 1/8.
 _FILL_RADIUS_SCALE = 2.0    # Fill reaches this many times the largest blur radius.
 _FILL_GAIN = 4.0            # Fill is full where >= 1/_FILL_GAIN of its disc is this layer.
 _EDGE_STEPS = 1.0           # Fill only behind depth jumps of > 1 layer step (fully at >= 2).
+_PUSH_TRUST_FLOOR = 0.05    # Push-pull: weight of a coarse colour that was itself filled.
 _TRANSMITTANCE_EPS = 1e-2   # Floor of the reduced-resolution transmittance in `_add_behind`.
+# Highlight recovery for real (8-bit, clipped) photos: see `recover_highlights`. Renders compared
+# with renders (evaluation, `bokeh_loss`) keep the gain at 0 unless asked.
+PHOTO_HIGHLIGHT_GAIN = 3.0          # A fully clipped pixel carries up to 1 + 3 = 4x its radiance.
+PHOTO_HIGHLIGHT_THRESHOLD = 0.9     # sRGB value (about 230/255) where the boost starts.
 
 
 # ----------------------------------------------------------------------------- circle of confusion
@@ -110,6 +127,31 @@ def linear_to_srgb(x):
                    1.055 * jnp.maximum(x, 0.0031308) ** (1.0 / 2.4) - 0.055)
 
 
+def highlight_boost(image01, *, gain, threshold=PHOTO_HIGHLIGHT_THRESHOLD):
+  """Per-pixel radiance factor of highlight recovery: 1 + gain * smoothstep(t) in [1, 1 + gain].
+
+  image01: (..., 3) sRGB in [0, 1] (values outside are clipped); t = (v - threshold) /
+  (1 - threshold) clipped to [0, 1], v = the pixel's largest channel, smoothstep(t) = t^2 (3 - 2t)
+  (C1: no kink where the boost starts or saturates). One factor for all three channels, so the
+  hue of a clipped light is kept. Returns (...,) float; differentiable in image01 and gain.
+  """
+  v = jnp.max(jnp.clip(image01, 0.0, 1.0), axis=-1)
+  t = jnp.clip((v - threshold) / (1.0 - threshold), 0.0, 1.0)
+  return 1.0 + gain * (t * t * (3.0 - 2.0 * t))
+
+
+def recover_highlights(image01, *, gain, threshold=PHOTO_HIGHLIGHT_THRESHOLD):
+  """Linear radiance with clipped highlights raised: srgb_to_linear(image01) * highlight_boost.
+
+  image01: (..., 3) sRGB in [0, 1]. Returns (..., 3) linear light >= 0; a pixel's radiance is
+  raised by a factor in [1, 1 + gain] (1 below `threshold`, 1 + gain at white), so a clipped
+  light's energy is recovered up to 1 + gain times its clipped value. gain 0 returns the plain
+  linearised image.
+  """
+  lin = srgb_to_linear(jnp.clip(image01, 0.0, 1.0))
+  return lin * highlight_boost(image01, gain=gain, threshold=threshold)[..., None]
+
+
 # ----------------------------------------------------------------------------- layer plan
 
 def layer_radii(num_layers=DEFAULT_NUM_LAYERS, max_radius=DEFAULT_MAX_RADIUS):
@@ -128,21 +170,27 @@ def _check_layers(num_layers, max_radius):
 
 
 def _layer_factor(radius, method):
-  """Downsampling factor (1, 2, 4 or 8) at which a layer of this |radius| is blurred."""
+  """Downsampling factor (1, 2, 4 or 8) at which a layer of this |radius| is blurred: 'pyramid'
+  keeps f <= |radius| / _CRISP_RATIO, since resampling softens a disc's rim over ~1.65 f px
+  (a 10%-90% rise of at most ~7% of the radius: crisp bokeh)."""
   f = 1
   if method == "pyramid":
-    while f < _MAX_FACTOR and abs(radius) / (2 * f) >= _MIN_LOWRES_RADIUS:
+    while f < _MAX_FACTOR and abs(radius) / (2 * f) >= _CRISP_RATIO:
       f *= 2
   return f
 
 
 def _fill_plan(radii):
-  """(fill radius in px, fill factor): the fill reaches twice the largest blur radius."""
+  """(fill radius in px, fill factor, pull factor): the fill reaches twice the largest blur
+  radius; its push-pull goes down to the coarsest factor whose blocks are at most half of that."""
   reach = _FILL_RADIUS_SCALE * float(np.max(np.abs(radii)))
   f = 1
   while f < _MAX_FACTOR and reach / (2 * f) >= 2 * _MIN_LOWRES_RADIUS:
     f *= 2
-  return reach, f
+  pull = 1
+  while pull < _MAX_FACTOR and 2 * pull <= reach / 2:
+    pull *= 2
+  return reach, f, pull
 
 
 def _layer_weights(s, radii):
@@ -210,9 +258,62 @@ def _upsample(x, f):
 
 # ----------------------------------------------------------------------------- kernels
 
-def _disc(dy, dx, radius):
-  """Anti-aliased disc of `radius` px on offset grids: coverage clip(r + 0.5 - dist, 0, 1)."""
-  return jnp.clip(radius + 0.5 - jnp.sqrt(dy * dy + dx * dx), 0.0, 1.0)
+def _disc(dy, dx, radius, ramp=1.0):
+  """Anti-aliased disc of `radius` px on offset grids: coverage clip(r + 0.5 - dist, 0, 1), or
+  with a rim `ramp` px wide, clip((r - dist) / ramp + 0.5, 0, 1)."""
+  if ramp == 1.0:
+    return jnp.clip(radius + 0.5 - jnp.sqrt(dy * dy + dx * dx), 0.0, 1.0)
+  return jnp.clip((radius - jnp.sqrt(dy * dy + dx * dx)) / ramp + 0.5, 0.0, 1.0)
+
+
+def _polygon(dy, dx, radius, blades, rotation, ramp=1.0):
+  """Anti-aliased regular `blades`-gon inscribed in the circle of `radius` px (corners on it).
+
+  dy, dx: offset grids (dy down the image). rotation: radians, counterclockwise as seen; at 0 a
+  corner points up. Coverage clip(0.5 - signed distance to the polygon, 0, 1), the signed distance
+  being the largest over the edges of (offset . edge normal - apothem); `ramp` as in `_disc`.
+  """
+  apothem = radius * math.cos(math.pi / blades)
+  dist = None
+  for k in range(blades):
+    # Edge normals sit halfway between corners; corners at 90 deg + rotation + k * 360 / blades.
+    angle = 0.5 * math.pi + rotation + (2 * k + 1) * math.pi / blades
+    d = dx * jnp.cos(angle) - dy * jnp.sin(angle)
+    dist = d if dist is None else jnp.maximum(dist, d)
+  return jnp.clip((apothem - dist) / ramp + 0.5, 0.0, 1.0)
+
+
+def _aperture(dy, dx, radius, aperture, ramp=1.0):
+  """Unnormalised anti-aliased aperture of `radius` px; aperture = (blades, rotation in radians),
+  blades 0 for a disc; its rim is `ramp` px wide."""
+  blades, rotation = aperture
+  if blades == 0:
+    return _disc(dy, dx, radius, ramp)
+  return _polygon(dy, dx, radius, blades, rotation, ramp)
+
+
+def aperture_kernel(radius, *, aperture_blades=0, aperture_rotation_deg=0.0):
+  """The normalised blur kernel of one layer: an anti-aliased disc or regular polygon.
+
+  Args:
+    radius: blur radius in px (> 0); a polygon is inscribed in the circle of this radius.
+    aperture_blades: 0 for a round disc, N >= 3 for a regular N-gon.
+    aperture_rotation_deg: polygon rotation, degrees counterclockwise; at 0 a corner points up.
+  Returns:
+    numpy float32 (2n + 1, 2n + 1), n = ceil(radius) + 1, centred, summing to 1.
+  """
+  _check_aperture(aperture_blades)
+  n = int(math.ceil(radius)) + 1
+  d = np.arange(-n, n + 1, dtype=np.float32)
+  kernel = _aperture(jnp.asarray(d)[:, None], jnp.asarray(d)[None, :], float(radius),
+                     (int(aperture_blades), math.radians(aperture_rotation_deg)))
+  return np.asarray(kernel / jnp.sum(kernel), np.float32)
+
+
+def _check_aperture(blades):
+  if int(blades) != blades or blades < 0 or blades in (1, 2):
+    raise ValueError(f"aperture_blades must be 0 (a round aperture) or an integer >= 3 (a "
+                     f"regular polygon with that many blades); got {blades}.")
 
 
 def _smooth_size(n):
@@ -227,8 +328,9 @@ def _smooth_size(n):
     n += 1
 
 
-def _blur_fft(x, radius):
-  """Zero-padded (not circular) convolution of (C, h, w) with a normalised disc, via rFFT."""
+def _blur_fft(x, radius, aperture=(0, 0.0), ramp=1.0):
+  """Zero-padded (not circular) convolution of (C, h, w) with a normalised aperture (a disc, or a
+  polygon: see `_aperture`), via rFFT."""
   _, h, w = x.shape
   pad = int(math.ceil(radius)) + 1
   hc, wc = _smooth_size(h + pad), _smooth_size(w + pad)
@@ -236,19 +338,19 @@ def _blur_fft(x, radius):
   ix = jnp.arange(wc, dtype=jnp.float32)
   dy = jnp.where(iy <= hc // 2, iy, iy - hc)[:, None]   # Kernel centred at (0, 0), wrapped.
   dx = jnp.where(ix <= wc // 2, ix, ix - wc)[None, :]
-  kernel = _disc(dy, dx, radius)
+  kernel = _aperture(dy, dx, radius, aperture, ramp)
   kernel = kernel / jnp.sum(kernel)
   spectrum = jnp.fft.rfft2(kernel)
   y = jnp.fft.irfft2(jnp.fft.rfft2(x, s=(hc, wc)) * spectrum, s=(hc, wc))
   return y[:, :h, :w]
 
 
-def _blur_direct(x, radius):
+def _blur_direct(x, radius, aperture=(0, 0.0), ramp=1.0):
   """Same as `_blur_fft` as a depthwise 2-D convolution (cost grows with radius^2)."""
   c = x.shape[0]
   n = int(math.ceil(radius))
   d = np.arange(-n, n + 1, dtype=np.float32)
-  kernel = _disc(jnp.asarray(d)[:, None], jnp.asarray(d)[None, :], radius)
+  kernel = _aperture(jnp.asarray(d)[:, None], jnp.asarray(d)[None, :], radius, aperture, ramp)
   kernel = kernel / jnp.sum(kernel)
   kernel = jnp.broadcast_to(kernel[None, None], (c, 1, 2 * n + 1, 2 * n + 1))
   y = jax.lax.conv_general_dilated(x[None], kernel, (1, 1), [(n, n), (n, n)],
@@ -256,25 +358,32 @@ def _blur_direct(x, radius):
   return y[0]
 
 
-def _blur(x, radius, method):
+def _blur(x, radius, method, aperture=(0, 0.0), ramp=1.0):
+  """Blurs (C, h, w) with the normalised aperture of `radius` px (rim `ramp` px wide)."""
   if radius <= 0.0:
     return x
-  return _blur_direct(x, radius) if method == "direct" else _blur_fft(x, radius)
+  if method == "direct":
+    return _blur_direct(x, radius, aperture, ramp)
+  return _blur_fft(x, radius, aperture, ramp)
 
 
 # ----------------------------------------------------------------------------- the renderer
 
-def _render_one(image, s, *, radii, method):
-  """image (H, W, 3) sRGB [0, 1]; s (H, W) signed radius px. Returns (H, W, 3) sRGB."""
+def _render_one(image, s, *, radii, method, highlight=None, aperture=(0, 0.0)):
+  """image (H, W, 3) sRGB [0, 1]; s (H, W) signed radius px; highlight None (off) or (gain,
+  threshold) of `recover_highlights`; aperture (blades, rotation in radians). Returns (H, W, 3)
+  sRGB."""
   h, w = s.shape
   factors = [_layer_factor(r, method) for r in radii]
-  fill_reach, fill_factor = _fill_plan(radii)
-  big = max(factors + [fill_factor])
+  big = max(factors + list(_fill_plan(radii)[1:]))
   hp, wp = -(-h // big) * big, -(-w // big) * big
   pad = ((0, hp - h), (0, wp - w))
 
-  lin = jnp.moveaxis(srgb_to_linear(jnp.clip(image, 0.0, 1.0)), -1, 0)
-  lin = jnp.pad(lin, ((0, 0),) + pad)
+  if highlight is None:
+    lin = srgb_to_linear(jnp.clip(image, 0.0, 1.0))
+  else:
+    lin = recover_highlights(image, gain=highlight[0], threshold=highlight[1])
+  lin = jnp.pad(jnp.moveaxis(lin, -1, 0), ((0, 0),) + pad)
   inside = jnp.pad(jnp.ones((h, w), s.dtype), pad)
   s = jnp.pad(s, pad)
   weights, u, knots = _layer_weights(s, radii)
@@ -288,11 +397,38 @@ def _render_one(image, s, *, radii, method):
     nearer = _nearer_share(u, knots, k + 1) * inside
     layers.append(_downsample(jnp.concatenate([lin * wk, wk[None], nearer[None]]), factors[k]))
 
-  # Hidden-background fill, all layers at once at the fill resolution: each layer's normalised
-  # colour, full where the layer is near (1 within ~fill_reach / 2 of its pixels), and only near
-  # an occlusion edge (a jump of more than _EDGE_STEPS layer steps): on a continuous surface split
-  # into bands, the coverage normalisation already mixes the bands correctly and a fill would
-  # smear far colours under near ones.
+  fills = _hidden_fill(layers, factors, s, inside, radii, method)
+  blurred_layers = []
+  for k, radius in enumerate(radii):
+    f = factors[k]
+    layer = layers[k][:4] + layers[k][4:] * fills[k]
+    # Box-down + bilinear-up add a variance of f^2 / 4 per axis; a disc adds r^2 / 4.
+    r_low = math.sqrt(max(radius * radius - f * f, 0.25 * radius * radius)) / f
+    # At 1/f resolution the rim stays one full-resolution pixel wide (1/f px here): the
+    # resampling softens it enough.
+    layer = _blur(layer, r_low, method, aperture, ramp=1.0 / f)
+    blurred_layers.append((jnp.concatenate([layer[:3], jnp.clip(layer[3:], 0.0, 1.0)]), f))
+
+  rgba = _composite(blurred_layers)
+  rgb = rgba[:3] / jnp.maximum(rgba[3:], COVERAGE_EPS)
+  rgb = linear_to_srgb(jnp.maximum(rgb, 0.0))[:, :h, :w]
+  return jnp.clip(jnp.moveaxis(rgb, 0, -1), 0.0, 1.0)
+
+
+def _hidden_fill(layers, factors, s, inside, radii, method):
+  """The hidden background of each layer, to add under its nearer layers: premultiplied (colour,
+  coverage) (4, H/f, W/f) per layer, at the layer's own resolution.
+
+  Where: a layer's fill is full within ~fill_reach / 2 of its pixels (a normalised convolution of
+  its coverage, at the fill resolution) and only near an occlusion edge (a jump of more than
+  _EDGE_STEPS layer steps): on a continuous surface split into bands, the coverage normalisation
+  already mixes the bands correctly and a fill would smear far colours under near ones.
+  What colour: the layer's own colour continued into its holes by push-pull (`_push_pull`), so
+  the background goes on behind a blurred foreground, continuous with what is visible at the
+  hole's border; the normalised convolution's colour only where even the coarsest push-pull level
+  is empty.
+  """
+  fill_reach, fill_factor, pull_factor = _fill_plan(radii)
   step = max(abs(r) for r in radii) / (len(radii) // 2)
   s_far, s_near = _block_extremes(s, inside, fill_factor)
   edge = jnp.clip((s_near - s_far) / (_EDGE_STEPS * max(step, 1.0)) - 1.0, 0.0, 1.0)
@@ -302,28 +438,45 @@ def _render_one(image, s, *, radii, method):
   fill_method = "direct" if method == "direct" else "fft"
   blurred = jax.vmap(lambda x: _blur(x, fill_radius, fill_method))(
       jnp.concatenate([coarse, jnp.broadcast_to(edge[None], coarse[:1].shape)], axis=0))
-  norm = jnp.maximum(_blur(jnp.ones((1,) + coarse.shape[2:], s.dtype), fill_radius, fill_method),
-                     COVERAGE_EPS)
+  norm = jnp.maximum(_blur(jnp.ones((1,) + coarse.shape[2:], s.dtype), fill_radius,
+                           fill_method), COVERAGE_EPS)
   # Edges are lines, covering ~1 / fill_radius of a disc they cross: hence the larger gain.
   near_edge = jnp.clip(2.0 * fill_radius * blurred[-1:, 3:] / norm, 0.0, 1.0)
   blurred = blurred[:-1]
-  fill_colour = blurred[:, :3] / jnp.maximum(blurred[:, 3:], COVERAGE_EPS)
-  fill_alpha = jnp.clip(_FILL_GAIN * blurred[:, 3:] / norm, 0.0, 1.0) * near_edge
-  fill = jnp.concatenate([fill_colour * fill_alpha, fill_alpha], axis=1)  # Premultiplied.
-
-  blurred_layers = []
-  for k, radius in enumerate(radii):
+  base = blurred[:, :3] / jnp.maximum(blurred[:, 3:], COVERAGE_EPS)
+  alpha = jnp.clip(_FILL_GAIN * blurred[:, 3:] / norm, 0.0, 1.0) * near_edge
+  fills = []
+  for k, layer in enumerate(layers):
     f = factors[k]
-    layer = layers[k][:4] + layers[k][4:] * _upsample(fill[k], fill_factor // f)
-    # Box-down + bilinear-up add a variance of f^2 / 4 per axis; a disc adds r^2 / 4.
-    r_low = math.sqrt(max(radius * radius - f * f, 0.25 * radius * radius)) / f
-    layer = _blur(layer, r_low, method)
-    blurred_layers.append((jnp.concatenate([layer[:3], jnp.clip(layer[3:], 0.0, 1.0)]), f))
+    a = _upsample(alpha[k], fill_factor // f)
+    colour = _push_pull(layer[:4], f, base[k], fill_factor, pull_factor)
+    fills.append(jnp.concatenate([colour * a, a]))
+  return fills
 
-  rgba = _composite(blurred_layers)
-  rgb = rgba[:3] / jnp.maximum(rgba[3:], COVERAGE_EPS)
-  rgb = linear_to_srgb(jnp.maximum(rgb, 0.0))[:, :h, :w]
-  return jnp.clip(jnp.moveaxis(rgb, 0, -1), 0.0, 1.0)
+
+def _push_pull(premult, f, base, f_base, f_top):
+  """Colour (3, h, w) of a layer given at factor f as premultiplied (colour, coverage) (4, h, w),
+  continued into where it has no coverage: pull (box-average colour and coverage down to factor
+  f_top), then push (coarse to fine, each level keeps its own colour where its coverage is high
+  and takes the coarser level's elsewhere). `base` (3, .., ..) at factor f_base: the colour where
+  even the coarsest level is empty."""
+  pyramid = [premult]
+  g = f
+  while g < f_top:
+    pyramid.append(_downsample(pyramid[-1], 2))
+    g *= 2
+  colour = (_downsample(base, g // f_base) if g >= f_base else _upsample(base, f_base // g))
+  trust = jnp.ones_like(colour[:1])
+  for level in pyramid[::-1]:
+    if colour.shape[1:] != level.shape[1:]:
+      # Interpolate the coarser colour weighted by how much of it was seen at its own level, so
+      # that just inside a hole the colour seen nearest outweighs a coarser average.
+      up = _upsample(jnp.concatenate([colour * trust, trust]), 2)
+      colour = up[:3] / jnp.maximum(up[3:], COVERAGE_EPS)
+    own = jnp.clip(_FILL_GAIN * level[3:], 0.0, 1.0)
+    colour = own * level[:3] / jnp.maximum(level[3:], COVERAGE_EPS) + (1.0 - own) * colour
+    trust = own + _PUSH_TRUST_FLOOR
+  return colour
 
 
 def _block_extremes(s, inside, f):
@@ -403,7 +556,8 @@ def _add_behind(layers, near):
 
 def render_disparity(image, disparity, *, focus_disparity, blur_scale_px,
                      num_layers=DEFAULT_NUM_LAYERS, max_radius=DEFAULT_MAX_RADIUS,
-                     method=DEFAULT_METHOD):
+                     method=DEFAULT_METHOD, aperture_blades=0, aperture_rotation_deg=0.0,
+                     highlight_gain=0.0, highlight_threshold=PHOTO_HIGHLIGHT_THRESHOLD):
   """Shallow depth of field from disparity and a blur scale (the disparity form).
 
   Args:
@@ -412,14 +566,28 @@ def render_disparity(image, disparity, *, focus_disparity, blur_scale_px,
     focus_disparity: scalar (or (N,)) disparity of the focal plane, same unit.
     blur_scale_px: scalar (or (N,)) K: blur radius in px per unit of disparity away from focus.
     num_layers: odd number of depth layers (static), one on the focal plane.
-    max_radius: largest blur radius in pixels (static); larger blurs are clipped to it.
+    max_radius: largest blur radius in pixels (static); larger blurs are clipped to it. None: the
+      image's own largest |K (d - d_f)| (inputs must then be concrete, not traced).
     method: 'pyramid' (default), 'fft' or 'direct' (static); see the module docstring.
+    aperture_blades: 0 (default) for a round aperture, N >= 3 for a regular N-gon (static).
+    aperture_rotation_deg: polygon rotation in degrees, counterclockwise; at 0 a corner points up.
+    highlight_gain, highlight_threshold: highlight recovery before blurring (`recover_highlights`);
+      gain 0 (default) turns it off and gives exactly the render without it. Real photos:
+      PHOTO_HIGHLIGHT_GAIN, PHOTO_HIGHLIGHT_THRESHOLD.
   Returns:
     float32, same shape as `image`, sRGB in [0, 1].
   """
+  if max_radius is None:
+    max_radius = _concrete_max(
+        "max_radius=None (the image's own largest blur)",
+        lambda: np.abs(np.asarray(blur_scale_px, np.float64)[..., None, None]
+                       * (np.asarray(disparity, np.float64)
+                          - np.asarray(focus_disparity, np.float64)[..., None, None])))
   _check_layers(num_layers, max_radius)
+  _check_aperture(aperture_blades)
   if method not in METHODS:
     raise ValueError(f"method must be one of {METHODS}; got {method!r}.")
+  highlights = _highlights_on(highlight_gain, highlight_threshold)
   image = jnp.asarray(image, jnp.float32)
   disparity = jnp.asarray(disparity, jnp.float32)
   if image.shape[-1] != 3 or image.shape[:-1] != disparity.shape or image.ndim not in (3, 4):
@@ -433,25 +601,87 @@ def render_disparity(image, disparity, *, focus_disparity, blur_scale_px,
     n = image.shape[0]
     d_f = jnp.broadcast_to(jnp.asarray(focus_disparity, jnp.float32), (n,))
     k = jnp.broadcast_to(jnp.asarray(blur_scale_px, jnp.float32), (n,))
-  return _render_jit(image, disparity, d_f, k, radii=radii, method=method)
+  return _render_jit(image, disparity, d_f, k, radii=radii, method=method,
+                     blades=int(aperture_blades), highlights=highlights,
+                     rotation_deg=jnp.asarray(aperture_rotation_deg, jnp.float32),
+                     highlight_gain=jnp.asarray(highlight_gain, jnp.float32),
+                     highlight_threshold=jnp.asarray(highlight_threshold, jnp.float32))
 
 
-@functools.partial(jax.jit, static_argnames=("radii", "method"))
-def _render_jit(image, disparity, focus_disparity, blur_scale_px, *, radii, method):
-  """Compiled once per (shapes, radii, method) and shared by every caller: eager callers (the
-  CLI, tests) get one XLA compilation instead of hundreds of op-by-op ones; under an outer
-  jit/grad/vmap it is simply inlined."""
+def _highlights_on(gain, threshold):
+  """False when the gain is a concrete 0 (recovery off, compiled out); checks concrete values."""
+  if isinstance(gain, jax.core.Tracer):
+    return True
+  if not isinstance(threshold, jax.core.Tracer) and not 0.0 <= float(threshold) < 1.0:
+    raise ValueError(f"highlight_threshold must be in [0, 1) (an sRGB value); got {threshold}.")
+  gain = np.asarray(gain, np.float64)
+  if gain.ndim != 0 or not gain >= 0:
+    raise ValueError(f"highlight_gain must be a scalar >= 0 (0 turns recovery off); got {gain}.")
+  return bool(gain != 0)
+
+
+def _concrete_max(what, values):
+  """max(values()) as a Python float >= 1 px; a clear error when the inputs are traced."""
+  try:
+    largest = float(np.max(values()))
+  except jax.errors.TracerArrayConversionError:
+    raise ValueError(f"{what} needs concrete inputs, but they are traced (under jax.jit, grad or "
+                     f"vmap): pass an explicit max_radius in pixels, e.g. from "
+                     f"dof.largest_coc_radius_px on the concrete depth map.") from None
+  if not math.isfinite(largest):
+    raise ValueError(f"{what}: the blur radii are not finite (check depth/disparity); pass an "
+                     f"explicit max_radius.")
+  return max(largest, 1.0)
+
+
+@functools.partial(jax.jit, static_argnames=("radii", "method", "blades", "highlights"))
+def _render_jit(image, disparity, focus_disparity, blur_scale_px, *, radii, method, blades=0,
+                highlights=False, rotation_deg=0.0, highlight_gain=0.0,
+                highlight_threshold=PHOTO_HIGHLIGHT_THRESHOLD):
+  """Compiled once per (shapes, radii, method, blades, highlights on/off) and shared by every
+  caller: eager callers (the CLI, tests) get one XLA compilation instead of hundreds of op-by-op
+  ones; under an outer jit/grad/vmap it is simply inlined. Rotation and the highlight gain and
+  threshold are traced (changing them does not recompile)."""
+  aperture = (blades, jnp.deg2rad(rotation_deg))
+  highlight = (highlight_gain, highlight_threshold) if highlights else None
+
   def render_single(img, disp, d_f, k):
-    return _render_one(img, signed_coc_radius(disp, d_f, k), radii=radii, method=method)
+    return _render_one(img, signed_coc_radius(disp, d_f, k), radii=radii, method=method,
+                       highlight=highlight, aperture=aperture)
 
   if image.ndim == 3:
     return render_single(image, disparity, focus_disparity, blur_scale_px)
   return jax.vmap(render_single)(image, disparity, focus_disparity, blur_scale_px)
 
 
+def largest_coc_radius_px(depth_m, *, focus_distance_m, f_number, focal_length_mm,
+                          sensor_width_mm=36.0):
+  """The largest thin-lens CoC radius in a depth map, to size `max_radius` to the photo.
+
+  Args:
+    depth_m: (H, W) or (N, H, W) depth in metres, concrete (numpy or a non-traced array); pixels
+      <= 0 or non-finite (invalid) are ignored. The image width is W.
+    focus_distance_m, f_number: scalars, or (N,) for a batch.
+    focal_length_mm, sensor_width_mm: lens and sensor in millimetres.
+  Returns:
+    Python float, px (0.0 when no pixel is valid or all are in focus).
+  """
+  depth = np.asarray(depth_m, np.float64)
+  if depth.ndim not in (2, 3):
+    raise ValueError(f"depth_m must be (H, W) or (N, H, W); got shape {depth.shape}.")
+  lead = (...,) + (None,) * 2
+  radius = coc_radius_px(
+      np.where(depth > 0, depth, np.nan), focus_distance_m=np.asarray(focus_distance_m)[lead],
+      f_number=np.asarray(f_number)[lead], focal_length_mm=focal_length_mm,
+      sensor_width_mm=sensor_width_mm, image_width_px=depth.shape[-1])
+  radius = radius[np.isfinite(radius)]
+  return float(radius.max()) if radius.size else 0.0
+
+
 def render(image, depth, *, focus_distance, f_number, focal_length_mm=50.0,
-           sensor_width_mm=36.0, num_layers=DEFAULT_NUM_LAYERS, max_radius=DEFAULT_MAX_RADIUS,
-           method=DEFAULT_METHOD):
+           sensor_width_mm=36.0, num_layers=DEFAULT_NUM_LAYERS, max_radius=None,
+           method=DEFAULT_METHOD, aperture_blades=0, aperture_rotation_deg=0.0,
+           highlight_gain=0.0, highlight_threshold=PHOTO_HIGHLIGHT_THRESHOLD):
   """Shallow depth of field from depth in metres and thin-lens settings.
 
   Args:
@@ -460,20 +690,32 @@ def render(image, depth, *, focus_distance, f_number, focal_length_mm=50.0,
     focus_distance: focus distance in metres (> focal length), scalar or (N,).
     f_number: f-number (> 0), scalar or (N,).
     focal_length_mm, sensor_width_mm: lens focal length and sensor width in millimetres.
-    num_layers, max_radius, method: as in `render_disparity`.
+    max_radius: largest blur radius in px (static). None (default): the photo's own largest circle
+      of confusion (`largest_coc_radius_px`), so the layers cover exactly the blurs that occur;
+      needs concrete inputs (under jax.jit pass it explicitly).
+    num_layers, method, aperture_blades, aperture_rotation_deg, highlight_gain,
+      highlight_threshold: as in `render_disparity`.
   Returns:
     float32, same shape as `image`, sRGB in [0, 1].
   """
   for name, value in (("focus_distance", focus_distance), ("f_number", f_number)):
     if isinstance(value, (int, float)) and not value > 0:
       raise ValueError(f"{name} must be > 0; got {value}.")
+  if max_radius is None:
+    max_radius = _concrete_max(
+        "render(max_radius=None) (the photo's largest circle of confusion)",
+        lambda: largest_coc_radius_px(
+            np.maximum(np.asarray(depth, np.float32), 1e-3), focus_distance_m=focus_distance,
+            f_number=f_number, focal_length_mm=focal_length_mm, sensor_width_mm=sensor_width_mm))
   k = blur_scale_px(focus_distance_m=focus_distance, f_number=f_number,
                     focal_length_mm=focal_length_mm, sensor_width_mm=sensor_width_mm,
                     image_width_px=jnp.shape(image)[-2])
   disparity = 1.0 / jnp.maximum(jnp.asarray(depth, jnp.float32), 1e-3)
   return render_disparity(image, disparity, focus_disparity=1.0 / jnp.asarray(focus_distance),
                           blur_scale_px=k, num_layers=num_layers, max_radius=max_radius,
-                          method=method)
+                          method=method, aperture_blades=aperture_blades,
+                          aperture_rotation_deg=aperture_rotation_deg,
+                          highlight_gain=highlight_gain, highlight_threshold=highlight_threshold)
 
 
 # ----------------------------------------------------------------------------- training helpers
@@ -506,7 +748,9 @@ def focus_disparity_from_depth(depth_m, focus="median"):
 
 
 def render_for_preview(image01, depth_m, *, focus="median", blur_scale_px=None, max_radius=None,
-                       num_layers=9, method=DEFAULT_METHOD):
+                       num_layers=9, method=DEFAULT_METHOD, aperture_blades=0,
+                       aperture_rotation_deg=0.0, highlight_gain=0.0,
+                       highlight_threshold=PHOTO_HIGHLIGHT_THRESHOLD):
   """Sample renders for small images, e.g. the end-of-training renders in W/samples/.
 
   Args:
@@ -515,6 +759,8 @@ def render_for_preview(image01, depth_m, *, focus="median", blur_scale_px=None, 
     focus: 'median', 'center' or metres (see `focus_disparity_from_depth`); pass the same float
       for renders from predicted and from true depth so they are comparable.
     blur_scale_px, max_radius: default `preview_settings(W)`.
+    aperture_blades, aperture_rotation_deg, highlight_gain, highlight_threshold: as in
+      `render_disparity` (recovery off by default; samples of photos pass PHOTO_HIGHLIGHT_GAIN).
   Returns:
     jax array shaped like image01, sRGB in [0, 1].
   """
@@ -526,11 +772,15 @@ def render_for_preview(image01, depth_m, *, focus="median", blur_scale_px=None, 
   disparity = jnp.where(depth_m > 0, 1.0 / jnp.maximum(depth_m, 1e-3),
                         jnp.asarray(d_f)[..., None, None])
   return render_disparity(image01, disparity, focus_disparity=d_f, blur_scale_px=k,
-                          num_layers=num_layers, max_radius=max_radius, method=method)
+                          num_layers=num_layers, max_radius=max_radius, method=method,
+                          aperture_blades=aperture_blades,
+                          aperture_rotation_deg=aperture_rotation_deg,
+                          highlight_gain=highlight_gain, highlight_threshold=highlight_threshold)
 
 
 def bokeh_loss(image01, depth_pred_m, depth_true_m, *, blur_scale_px=None, max_radius=None,
-               num_layers=9, method=DEFAULT_METHOD):
+               num_layers=9, method=DEFAULT_METHOD, highlight_gain=0.0,
+               highlight_threshold=PHOTO_HIGHLIGHT_THRESHOLD):
   """Mean L1 between DoF renders from predicted and from true depth (the bokeh loss term).
 
   Args:
@@ -539,6 +789,7 @@ def bokeh_loss(image01, depth_pred_m, depth_true_m, *, blur_scale_px=None, max_r
     depth_true_m: (N, H, W) true depth in metres, 0 = invalid (there the prediction is used,
       so invalid pixels cost nothing).
     blur_scale_px, max_radius, num_layers, method: as `render_for_preview` (static except K).
+    highlight_gain, highlight_threshold: highlight recovery, off (0) unless asked.
   Returns:
     Scalar float32; differentiable w.r.t. depth_pred_m (the true render is a constant). Focus is
     the median valid true depth of each image.
@@ -548,7 +799,8 @@ def bokeh_loss(image01, depth_pred_m, depth_true_m, *, blur_scale_px=None, max_r
   true_filled = jnp.where(depth_true_m > 0, depth_true_m, jax.lax.stop_gradient(depth_pred_m))
   d_f = focus_disparity_from_depth(depth_true_m, "median")
   kw = dict(focus=1.0 / d_f, blur_scale_px=blur_scale_px, max_radius=max_radius,
-            num_layers=num_layers, method=method)
+            num_layers=num_layers, method=method, highlight_gain=highlight_gain,
+            highlight_threshold=highlight_threshold)
   pred = render_for_preview(image01, depth_pred_m, **kw)
   true = jax.lax.stop_gradient(render_for_preview(image01, true_filled, **kw))
   return jnp.mean(jnp.abs(pred - true))

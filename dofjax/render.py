@@ -5,8 +5,11 @@
   python -m dofjax.render photo.jpg --workdir=W --focus_m=2.0 --blur_scale_px=25 --output=out.jpg
 
 Depth comes from a 16-bit PNG in millimetres (0 = invalid) or is predicted by the latest
-checkpoint in --workdir (at the model's resolution, then upsampled). The render is made at the
-photo's full resolution with `dofjax.dof.render_disparity`.
+checkpoint in --workdir (at the model's resolution, then upsampled); invalid pixels take the
+farther neighbouring depth (`fill_invalid`). The render is made at the photo's full resolution
+with `dofjax.dof.render_disparity`, up to the photo's largest circle of confusion, with clipped
+highlights recovered (`--nohighlights` turns that off) and a round or `--aperture_blades`-gon
+aperture.
 """
 
 import argparse
@@ -38,8 +41,17 @@ def _parse(argv):
   p.add_argument("--blur_scale_px", type=float,
                  help="Blur radius in px per 1/m of disparity off focus; overrides the lens.")
   p.add_argument("--max_radius", type=float,
-                 help="Largest blur radius in px (default: the image's largest, capped at "
-                 "32 px per 1024 px of width).")
+                 help="Largest blur radius in px (default: the photo's largest circle of "
+                 "confusion, so nothing is clipped; a smaller value caps the blur and is said).")
+  p.add_argument("--aperture_blades", type=int, default=0,
+                 help="Aperture shape: 0 = a disc (default), N >= 3 = a regular N-gon.")
+  p.add_argument("--aperture_rotation_deg", type=float, default=0.0,
+                 help="Rotation of the polygonal aperture in degrees.")
+  p.add_argument("--highlights", dest="highlights", action="store_true", default=True,
+                 help="Recover clipped highlights before blurring, so lights become bright "
+                 "discs (default).")
+  p.add_argument("--nohighlights", dest="highlights", action="store_false",
+                 help="Blur the photo's values as they are (clipped lights stay dim).")
   p.add_argument("--num_layers", type=int, default=dof.DEFAULT_NUM_LAYERS)
   p.add_argument("--method", default=dof.DEFAULT_METHOD, choices=dof.METHODS)
   p.add_argument("--output", required=True, help="Output photo (.png or .jpg).")
@@ -72,6 +84,21 @@ def read_depth_mm(path):
   return depth_lib.millimetres_to_metres(raw)
 
 
+def depth_from_stereo_disparity(disparity_px, *, focal_px, baseline_m, doffs_px=0.0):
+  """Metric depth of a rectified stereo pair: z = focal_px * baseline_m / (d + doffs_px).
+
+  Args:
+    disparity_px: (H, W) disparity in pixels; non-finite values (e.g. inf = unmatched) are invalid.
+    focal_px: focal length in pixels; baseline_m: camera baseline in metres; doffs_px: the
+      x-offset of the two principal points (Middlebury's `doffs`), in pixels.
+  Returns:
+    (H, W) float32 depth in metres, 0 where invalid.
+  """
+  d = np.asarray(disparity_px, np.float64) + doffs_px
+  ok = np.isfinite(d) & (d > 0)
+  return np.where(ok, focal_px * baseline_m / np.where(ok, d, 1.0), 0.0).astype(np.float32)
+
+
 def resize_depth(depth_m, height, width):
   """Resamples depth (0 = invalid) to height x width, interpolating disparity over valid pixels."""
   import cv2
@@ -84,29 +111,45 @@ def resize_depth(depth_m, height, width):
 
 
 def fill_invalid(depth_m):
-  """Replaces invalid (0) depth by the nearest valid surroundings (a push-pull of disparity)."""
-  import cv2
+  """Fills invalid (0) depth with the farther of its nearest valid neighbours.
+
+  Stereo and depth-sensor holes next to depth edges are occlusion shadows: the background seen
+  by one view only. So each invalid pixel takes the smallest disparity (the farthest depth) among
+  the nearest valid pixels to its left, right, above and below; pixels with none in their row and
+  column take the farthest valid depth. Every filled value is a depth present in the map, never
+  an in-between one (which would float on a layer of its own as a dotted outline).
+
+  Args:
+    depth_m: (H, W) metres, 0 = invalid.
+  Returns:
+    (H, W) float32 metres, all > 0. UserError if no pixel is valid.
+  """
   valid = depth_m > 0
   if valid.all():
     return depth_m
   if not valid.any():
     raise errors.UserError("the depth map has no valid pixels (all 0 or >= 65.5 m).")
-  disp = np.where(valid, 1.0 / np.maximum(depth_m, 1e-6), 0.0).astype(np.float32)
-  weight = valid.astype(np.float32)
-  level = (disp, weight)
-  pyramid = [level]
-  while min(level[0].shape) > 1 and level[1].min() == 0:
-    d, w = level
-    level = (cv2.resize(d * w, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA),
-             cv2.resize(w, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA))
-    level = (level[0] / np.maximum(level[1], 1e-6), np.minimum(level[1] * 4.0, 1.0))
-    pyramid.append(level)
-  d = pyramid[-1][0]
-  for d_lvl, w_lvl in pyramid[-2::-1]:
-    up = cv2.resize(d, (d_lvl.shape[1], d_lvl.shape[0]), interpolation=cv2.INTER_LINEAR)
-    d = w_lvl * d_lvl + (1.0 - w_lvl) * up
-  filled = np.where(valid, disp, d)
-  return (1.0 / np.maximum(filled, 1e-6)).astype(np.float32)
+  disp = np.where(valid, 1.0 / np.maximum(depth_m, 1e-6), np.inf).astype(np.float32)
+  farthest = np.full(disp.shape, np.inf, np.float32)
+  for axis in (0, 1):
+    for flip in (False, True):
+      farthest = np.minimum(farthest, _nearest_valid(disp, valid, axis, flip))
+  filled = np.where(valid, disp, farthest)
+  filled = np.where(np.isfinite(filled), filled, disp[valid].min())
+  return (1.0 / filled).astype(np.float32)
+
+
+def _nearest_valid(values, valid, axis, reverse):
+  """(H, W): the value of the nearest valid pixel before each pixel along `axis` (after it if
+  `reverse`), the pixel's own where valid; inf where there is none."""
+  if reverse:
+    return np.flip(_nearest_valid(np.flip(values, axis), np.flip(valid, axis), axis, False), axis)
+  shape = [1, 1]
+  shape[axis] = values.shape[axis]
+  index = np.where(valid, np.arange(values.shape[axis]).reshape(shape), -1)
+  index = np.maximum.accumulate(index, axis=axis)
+  found = np.take_along_axis(values, np.maximum(index, 0), axis=axis)
+  return np.where(index >= 0, found, np.inf)
 
 
 def focus_from_pixel(depth_m, x, y):
@@ -147,17 +190,14 @@ def write_image(path, rgb01, bits=8):
   folder = os.path.dirname(os.path.abspath(path))
   if not os.path.isdir(folder):
     raise errors.UserError(f"cannot write {path!r}: the folder {folder!r} does not exist.")
-  if not cv2.imwrite(path, data[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95]):
+  params = [cv2.IMWRITE_JPEG_QUALITY, 95] if ext in (".jpg", ".jpeg") else []
+  if not cv2.imwrite(path, data[..., ::-1], params):
     raise errors.UserError(f"cannot write {path!r}.")
 
 
 def predict_depth(workdir, image01):
   """Depth (HxW metres) of the photo from the latest checkpoint in workdir, at full size."""
-  try:
-    from dofjax import inference  # Lazy: pulls in the model and checkpointing.
-  except ImportError as e:
-    raise errors.UserError(f"--workdir needs dofjax.inference, which cannot be imported ({e}); "
-                           "pass --depth=depth_mm.png instead.") from e
+  from dofjax import inference  # Lazy: pulls in the model and checkpointing.
   predict = inference.load_depth_predictor(workdir)
   depth_m = np.asarray(predict(image01), np.float32)
   h, w = image01.shape[:2]
@@ -166,9 +206,51 @@ def predict_depth(workdir, image01):
   return depth_m
 
 
-def main(argv=None):
-  """CLI entry point; see the module docstring. Returns 0."""
-  args = _parse(list(sys.argv if argv is None else argv))
+def render_photo(image, depth_m, *, focus_m, f_number=1.8, focal_length_mm=50.0,
+                 sensor_width_mm=36.0, blur_scale_px=None, max_radius=None,
+                 num_layers=dof.DEFAULT_NUM_LAYERS, method=dof.DEFAULT_METHOD,
+                 aperture_blades=0, aperture_rotation_deg=0.0, highlights=True):
+  """Photo + depth + focus + lens -> shallow depth of field.
+
+  NOTE: the one render path of the CLI (`main`) and of the tap-to-focus app (`dofjax.app`,
+  issue 14), so both give the same image bit for bit: change how photos are rendered here, not
+  in a caller.
+
+  Args:
+    image: (H, W, 3) float32 sRGB in [0, 1].
+    depth_m: (H, W) float32 metres, 0 = invalid (filled by `fill_invalid`).
+    focus_m: focus distance in metres.
+    f_number, focal_length_mm, sensor_width_mm: the lens; ignored when blur_scale_px is given.
+    blur_scale_px: K, blur radius in px per 1/m of disparity off focus (None: from the lens).
+    max_radius: largest blur radius in px (None: the photo's largest circle of confusion).
+    num_layers, method, aperture_blades, aperture_rotation_deg: as `dof.render_disparity`.
+    highlights: recover clipped highlights (dof.PHOTO_HIGHLIGHT_GAIN / _THRESHOLD) or not.
+  Returns:
+    (render (H, W, 3) float32 numpy sRGB in [0, 1], info): info = dict(blur_scale_px=K in px*m,
+    max_radius=px, note=None or one line saying that max_radius clips the blur).
+  """
+  w = image.shape[1]
+  dense = fill_invalid(depth_m)
+  if blur_scale_px is not None:
+    k = blur_scale_px
+  else:
+    k = float(dof.blur_scale_px(focus_distance_m=focus_m, f_number=f_number,
+                                focal_length_mm=focal_length_mm,
+                                sensor_width_mm=sensor_width_mm, image_width_px=w))
+  disparity = 1.0 / dense
+  largest = k * float(np.abs(disparity - 1.0 / focus_m).max())
+  max_radius, note = max_blur_radius(largest, max_radius)
+  out = dof.render_disparity(
+      image, disparity, focus_disparity=1.0 / focus_m, blur_scale_px=k,
+      num_layers=num_layers, max_radius=max_radius, method=method,
+      aperture_blades=aperture_blades, aperture_rotation_deg=aperture_rotation_deg,
+      highlight_gain=dof.PHOTO_HIGHLIGHT_GAIN if highlights else 0.0,
+      highlight_threshold=dof.PHOTO_HIGHLIGHT_THRESHOLD)
+  return np.asarray(out), dict(blur_scale_px=k, max_radius=max_radius, note=note)
+
+
+def _validate(args):
+  """One clear UserError for the first bad flag value."""
   if not args.f_number > 0:
     raise errors.UserError(f"--f_number must be > 0; got {args.f_number}.")
   if not args.focal_length_mm > 0 or not args.sensor_width_mm > 0:
@@ -179,6 +261,35 @@ def main(argv=None):
     raise errors.UserError(f"--focus_m must be farther than the focal length; got {args.focus_m}.")
   if args.num_layers < 3 or args.num_layers % 2 == 0:
     raise errors.UserError(f"--num_layers must be odd and >= 3; got {args.num_layers}.")
+  if args.max_radius is not None and not (args.max_radius > 0 and np.isfinite(args.max_radius)):
+    raise errors.UserError(f"--max_radius must be > 0 pixels (leave it out to follow the photo's "
+                           f"largest blur); got {args.max_radius:g}.")
+  if args.aperture_blades != 0 and args.aperture_blades < 3:
+    raise errors.UserError(f"--aperture_blades must be 0 (a round aperture) or a number of "
+                           f"blades >= 3; got {args.aperture_blades}.")
+  if not np.isfinite(args.aperture_rotation_deg):
+    raise errors.UserError(f"--aperture_rotation_deg must be a finite angle in degrees; got "
+                           f"{args.aperture_rotation_deg}.")
+
+
+def max_blur_radius(largest_px, requested=None):
+  """Layer plan's largest radius (px): the photo's largest CoC `largest_px` rounded up (at least
+  1 px), or `requested`; returns (radius, note): the note is one line when `requested` clips
+  the blur, else None."""
+  largest = float(np.ceil(max(largest_px, 1.0)))   # Rounded up: similar photos share a compile.
+  if requested is None:
+    return largest, None
+  note = None
+  if requested < largest_px:
+    note = (f"note: --max_radius={requested:g} caps the blur: the photo's largest circle of "
+            f"confusion is {largest_px:.0f} px, and blur beyond {requested:g} px is clipped to it.")
+  return float(requested), note
+
+
+def main(argv=None):
+  """CLI entry point; see the module docstring. Returns 0."""
+  args = _parse(list(sys.argv if argv is None else argv))
+  _validate(args)
   image, bits = read_image(args.image)
   h, w = image.shape[:2]
 
@@ -206,22 +317,16 @@ def main(argv=None):
 
   if args.depth_vis:
     write_image(args.depth_vis, depth_visualisation(depth_m) / 255.0)
-  dense = fill_invalid(depth_m)
-  if args.blur_scale_px is not None:
-    k = args.blur_scale_px
-  else:
-    k = float(dof.blur_scale_px(focus_distance_m=focus_m, f_number=args.f_number,
-                                focal_length_mm=args.focal_length_mm,
-                                sensor_width_mm=args.sensor_width_mm, image_width_px=w))
-  disparity = 1.0 / dense
-  largest = k * float(np.abs(disparity - 1.0 / focus_m).max())
-  max_radius = args.max_radius or min(max(largest, 1.0), 32.0 * max(w / 1024.0, 1.0))
-  # Rounded up so that photos of one kind share a compiled renderer.
-  max_radius = float(np.ceil(max_radius))
-  out = dof.render_disparity(image, disparity, focus_disparity=1.0 / focus_m, blur_scale_px=k,
-                             num_layers=args.num_layers, max_radius=max_radius,
-                             method=args.method)
-  write_image(args.output, np.asarray(out), bits)
+  out, info = render_photo(
+      image, depth_m, focus_m=focus_m, f_number=args.f_number,
+      focal_length_mm=args.focal_length_mm, sensor_width_mm=args.sensor_width_mm,
+      blur_scale_px=args.blur_scale_px, max_radius=args.max_radius, num_layers=args.num_layers,
+      method=args.method, aperture_blades=args.aperture_blades,
+      aperture_rotation_deg=args.aperture_rotation_deg, highlights=args.highlights)
+  k, max_radius = info["blur_scale_px"], info["max_radius"]
+  if info["note"]:
+    print(info["note"])
+  write_image(args.output, out, bits)
   print(f"wrote {args.output}: {w}x{h}, focus {focus_m:.2f} m, blur scale {k:.1f} px*m, "
         f"max blur radius {max_radius:g} px")
   return 0

@@ -13,10 +13,14 @@ import sys
 import types
 
 import jax
+import numpy as np
 import pytest
 
+from dofjax import bench_dof
 from dofjax import bench_train
+from dofjax import dof
 from dofjax import errors
+from dofjax import metrics
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KEYS = ("seconds_per_step_median", "images_per_second", "gflop_per_step", "gflop_per_second",
@@ -126,3 +130,65 @@ def test_data_benchmark_rejects_bad_frame_sizes():
   for bad in ("1344", "0x756", "axb", "1x2x3"):
     with pytest.raises(errors.UserError, match="--hr_size must be WIDTHxHEIGHT"):
       bench_data.main(["bench data", f"--hr_size={bad}"])
+# ----------------------------------------------------------------------------- dof benchmark
+
+def _linear(x):
+  return np.asarray(dof.srgb_to_linear(np.asarray(x, np.float32)), np.float64)
+
+
+def test_scatter_anchor_spreads_a_point_light_over_its_disc_keeping_energy():
+  image = np.zeros((41, 41, 3), np.float32)
+  image[20, 20] = 1.0                               # One white point (linear 1) on black.
+  radius = 6.0
+  out = _linear(bench_dof.scatter_render(image, np.full((41, 41), radius)))
+  assert out.sum(axis=(0, 1)) == pytest.approx([1.0, 1.0, 1.0], rel=2e-3)   # Energy kept.
+  yy, xx = np.mgrid[:41, :41]
+  dist = np.hypot(yy - 20, xx - 20)
+  inner, outer = out[dist <= radius - 1, 0], out[dist >= radius + 1, 0]
+  assert inner.min() > 0.95 * inner.max()          # A flat disc ...
+  assert outer.max() < 1e-3 * inner.max()          # ... ending at the CoC radius.
+  assert inner.mean() == pytest.approx(1.0 / (np.pi * radius ** 2), rel=0.05)
+
+
+def test_scatter_anchor_keeps_a_constant_image_constant_at_any_depth():
+  rng = np.random.default_rng(0)
+  image = np.full((30, 40, 3), [0.2, 0.5, 0.8], np.float32)
+  out = bench_dof.scatter_render(image, rng.uniform(0.0, 7.0, (30, 40)))
+  np.testing.assert_allclose(out, image, atol=2e-5)
+
+
+def test_scatter_anchor_leaves_in_focus_pixels_nearly_sharp():
+  image = np.random.default_rng(1).random((24, 24, 3)).astype(np.float32)
+  out = bench_dof.scatter_render(image, np.zeros((24, 24)))
+  # Its soft edge gives each neighbour 0.07 % of a focused pixel's weight: ~0.3 % leaks in.
+  assert np.abs(_linear(out) - _linear(image)).max() < 4e-3
+
+
+def test_depth_edge_band_is_one_local_coc_radius_wide():
+  depth = np.full((40, 60), 4.0)
+  depth[:, :30] = 1.0                               # A near half at column < 30.
+  radius = np.where(depth < 2.0, 5.0, 1.0)          # Near: 5 px of blur; far: 1 px.
+  band = bench_dof.depth_edge_band(depth, radius)
+  row = band[20]
+  assert row[24:36].all() and not row[:23].any() and not row[37:].any()   # 29/30 +- 5 px.
+  assert not bench_dof.depth_edge_band(np.full((40, 60), 3.0), radius).any()
+
+
+def test_psnr_on_a_mask_is_evaluations_psnr_of_those_pixels():
+  rng = np.random.default_rng(2)
+  a = rng.random((16, 16, 3)).astype(np.float32)
+  b = a.copy()
+  b[:8] += 0.1
+  mask = np.zeros((16, 16), bool)
+  mask[:8] = True
+  assert bench_dof.psnr_on(a, b, mask) == pytest.approx(20.0, abs=1e-3)
+  assert bench_dof.psnr_on(a, b) == pytest.approx(
+      float(metrics.psnr(a[None], b[None])), abs=1e-6)
+  assert bench_dof.psnr_on(a, b, np.zeros_like(mask)) is None
+
+
+@pytest.mark.parametrize("flag", ["--repeats=0", "--max_radius=-1", "--large_max_radius=0",
+                                  "--seeds=a,b", "--quality_width=0"])
+def test_dof_benchmark_bad_flags_are_user_errors(flag):
+  with pytest.raises(errors.UserError):
+    bench_dof.main(["dof", flag])

@@ -1,8 +1,9 @@
 """Physics and differentiability tests of the depth-layered DoF renderer (tiny images).
 
 Compilation dominates the cost of these tests, so every render uses one image size (H x W, or a
-batch of 2) and one layer plan (LAYERS layers up to MAX_RADIUS px; the 'pyramid' method blurs its
-outer layers at 1/2 and 1/4 resolution): `dof.render_disparity` compiles once per (shapes, layer
+batch of 2) and one layer plan (LAYERS layers up to MAX_RADIUS px; at these radii the 'pyramid'
+method blurs every layer at full resolution: its reduced resolutions are tested on larger discs in
+dof_bokeh_test.py): `dof.render_disparity` compiles once per (shapes, layer
 plan, method) and every test below shares those compilations (render_test.py uses them too).
 """
 
@@ -42,7 +43,8 @@ def test_blur_scale_matches_thin_lens_example():
 
 def test_layer_plan():
   np.testing.assert_allclose(dof.layer_radii(LAYERS, MAX_RADIUS), [-16, -8, 0, 8, 16])
-  assert [dof._layer_factor(r, "pyramid") for r in (0, 8, 16)] == [1, 2, 4]
+  assert [dof._layer_factor(r, "pyramid") for r in (0, 16, 47, 48, 96, 192, 400)] == [
+      1, 1, 1, 2, 4, 8, 8]
   assert [dof._layer_factor(r, m) for r in (8, 16) for m in ("fft", "direct")] == [1] * 4
   assert dof.preview_settings(W) == (W / 8, round(W / 16))
   with pytest.raises(ValueError, match="odd integer"):
@@ -65,7 +67,7 @@ def test_constant_image_stays_constant(method):
   np.testing.assert_allclose(out, image, atol=2e-4)
 
 
-@pytest.mark.parametrize("radius,method,factor", [(8.0, "fft", 1), (16.0, "pyramid", 4)])
+@pytest.mark.parametrize("radius,method,factor", [(8.0, "fft", 1), (16.0, "pyramid", 1)])
 def test_point_light_becomes_flat_disc_with_energy_kept(radius, method, factor):
   cy, cx = H // 2, W // 2
   lin = np.zeros((H, W, 3), np.float32)

@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
+from dofjax import dof
 from dofjax import errors
 from dofjax import render
 
@@ -63,11 +64,94 @@ def test_sixteen_bit_photo_and_resize_depth(files):
     (["--focus_px=100,5"], "outside the 96x64 photo"),
     (["--f_number=0"], "--f_number must be > 0"),
     (["--focus_px=a,b"], "--focus_px must be"),
+    (["--max_radius=-5"], "--max_radius must be > 0 pixels"),
+    (["--max_radius=0"], "--max_radius must be > 0 pixels"),
+    (["--aperture_blades=2"], "--aperture_blades must be 0"),
+    (["--aperture_blades=-6"], "--aperture_blades must be 0"),
+    (["--aperture_rotation_deg=nan"], "--aperture_rotation_deg must be a finite angle"),
 ])
 def test_bad_flags_raise_user_error(files, extra, message):
   with pytest.raises(errors.UserError, match=message):
     render.main(["render", files["photo"], f"--depth={files['depth']}",
                  f"--output={files['out']}"] + extra)
+
+
+def test_bad_max_radius_exits_2_with_one_line(files):
+  proc = _run("dofjax.render", files["photo"], f"--depth={files['depth']}",
+              f"--output={files['out']}", "--max_radius=-5")
+  assert proc.returncode == 2 and "Traceback" not in proc.stderr
+  assert proc.stderr.strip().splitlines() == [
+      "error: --max_radius must be > 0 pixels (leave it out to follow the photo's largest blur); "
+      "got -5."]
+
+
+def test_holes_at_a_depth_edge_take_the_far_depth():
+  depth = np.full((20, 30), 4.0, np.float32)
+  depth[:, :14] = 1.0                               # Near on the left, far on the right ...
+  depth[5:15, 12:18] = 0.0                          # ... and an occlusion hole across the edge.
+  depth[0, 0] = 0.0                                 # A hole inside the near surface.
+  depth[:, 29] = 0.0                                # A hole along the far border.
+  filled = render.fill_invalid(depth)
+  np.testing.assert_array_equal(filled[5:15, 12:18], 4.0)
+  assert filled[0, 0] == 1.0 and np.all(filled[:, 29] == 4.0)
+  assert set(np.unique(filled)) == {1.0, 4.0}       # No in-between depths anywhere.
+
+
+def test_fill_invalid_without_valid_pixels_is_a_user_error():
+  with pytest.raises(errors.UserError, match="no valid pixels"):
+    render.fill_invalid(np.zeros((4, 4), np.float32))
+
+
+def test_default_max_radius_is_the_largest_coc_and_a_cap_is_said():
+  assert render.max_blur_radius(84.2) == (85.0, None)
+  assert render.max_blur_radius(0.3) == (1.0, None)
+  radius, note = render.max_blur_radius(84.2, 32.0)
+  assert radius == 32.0 and note.startswith("note: --max_radius=32 caps the blur")
+  assert "84 px" in note
+  assert render.max_blur_radius(20.0, 32.0) == (32.0, None)
+
+
+def test_cli_follows_the_largest_coc_and_says_when_capped(files, capsys):
+  # Focused on the square (1.2 m); the wall at 4 m is |1/4 - 1/1.2| = 0.583 1/m off focus.
+  base = ["render", files["photo"], f"--depth={files['depth']}", "--focus_px=32,32",
+          f"--output={files['out']}", "--num_layers=5"]
+  assert render.main(base + ["--blur_scale_px=27"]) == 0          # Largest CoC 15.75 px.
+  out = capsys.readouterr().out
+  assert "max blur radius 16 px" in out and "note" not in out
+  assert render.main(base + ["--blur_scale_px=400", "--max_radius=16"]) == 0   # Needs 233 px.
+  lines = capsys.readouterr().out.strip().splitlines()
+  assert lines[0].startswith("note: --max_radius=16 caps the blur") and "233 px" in lines[0]
+
+
+def test_png_is_written_without_an_opencv_warning(tmp_path, capfd):
+  render.write_image(str(tmp_path / "a.png"), np.zeros((4, 4, 3), np.float32))
+  render.write_image(str(tmp_path / "a.jpg"), np.zeros((4, 4, 3), np.float32))
+  err = capfd.readouterr().err
+  assert "unsupported" not in err and "WARN" not in err, err
+  assert cv2.imread(str(tmp_path / "a.png")).shape == (4, 4, 3)
+
+
+@pytest.mark.parametrize("extra,expected", [
+    ([], dict(aperture_blades=0, aperture_rotation_deg=0.0,
+              highlight_gain=dof.PHOTO_HIGHLIGHT_GAIN,
+              highlight_threshold=dof.PHOTO_HIGHLIGHT_THRESHOLD)),     # Photos: recovery on.
+    (["--nohighlights"], dict(highlight_gain=0.0)),
+    (["--nohighlights", "--highlights"], dict(highlight_gain=dof.PHOTO_HIGHLIGHT_GAIN)),
+    (["--aperture_blades=6", "--aperture_rotation_deg=15"],
+     dict(aperture_blades=6, aperture_rotation_deg=15.0)),
+])
+def test_aperture_and_highlight_flags_reach_the_renderer(files, monkeypatch, extra, expected):
+  # The renderer's response to these settings is dof_test.py's; here: the CLI passes them on.
+  seen = {}
+
+  def fake_render(image, disparity, **kwargs):
+    seen.update(kwargs)
+    return image
+
+  monkeypatch.setattr(render.dof, "render_disparity", fake_render)
+  assert render.main(["render", files["photo"], f"--depth={files['depth']}",
+                      f"--output={files['out']}", *extra]) == 0
+  assert {k: seen[k] for k in expected} == expected
 
 
 def test_depth_size_mismatch_names_both_sizes(files):
@@ -89,7 +173,6 @@ def test_unreadable_photo_exits_2_without_traceback(files):
 
 
 def test_missing_checkpoint_is_a_user_error(files):
-  pytest.importorskip("dofjax.inference")
   with pytest.raises(errors.UserError):
     render.main(["render", files["photo"], f"--workdir={files['dir'] / 'no_such_workdir'}",
                  f"--output={files['out']}"])

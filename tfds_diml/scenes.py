@@ -27,6 +27,11 @@ before averaging (a sensor that saturates per view), so the thin-lens render is 
 aperture average of what `render_pinhole` returns, and an infinitely small aperture gives back
 the pinhole image exactly. No sub-pixel jitter is used, for the same reason.
 
+Highlights (`random_hdr_scene`): materials may emit (`Material.emission`), so lamps, windows and
+glints exceed white. `render_thin_lens(..., clip_each_view=False)` then averages the unclipped
+radiance and clips once, as a sensor behind a real lens does: a clipped glint blurs into a disc
+that is still white, not a dim smudge.
+
 Shading is view independent (Lambertian), so all aperture samples see the same radiance for a
 surface point.
 """
@@ -52,6 +57,7 @@ class Material:
   scale: float         # Pattern period in metres.
   angle: float         # Pattern orientation in radians (stripes, marble).
   seed: int            # Noise seed.
+  emission: float = 0.0  # Emitted linear radiance, as a multiple of the albedo (lamps, windows).
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -234,6 +240,46 @@ def random_scene(seed: int, *, view: int = 0) -> Scene:
     lights.append(Light(position=pos, intensity=(warm * rng.uniform(1.5, 3.0)).astype(np.float32)))
   return Scene(room=room, objects=tuple(kept), lights=tuple(lights),
                ambient=float(rng.uniform(0.12, 0.25)), camera=camera)
+
+
+def random_hdr_scene(seed: int, *, view: int = 0) -> Scene:
+  """`random_scene(seed, view=view)` plus emitters brighter than white, in view of the camera.
+
+  Adds, deterministic in seed (placed in view of the room's view-0 camera, so every view shares
+  them): 1-2 bright windows on the back wall (linear radiance ~1.5-4), 2-3 lamps (spheres of
+  4-12 cm, radiance ~3-12) and 2-4 specular glints (spheres of 1-2.5 cm, radiance ~10-40) at
+  1.2 m to the far wall. Render with `render_thin_lens(..., clip_each_view=False)` for the
+  ground truth of a lens blurring them; `render_pinhole` gives the clipped photo.
+  """
+  scene = random_scene(seed, view=view)
+  cam = random_scene(seed, view=0).camera
+  rng = np.random.default_rng([int(seed), 52711])
+  lo, hi = scene.room.lo, scene.room.hi
+  tan_x = 0.5 * cam.sensor_width_mm / cam.focal_length_mm  # Half field of view (tan), 4:3.
+  white = lambda: np.array([1.0, rng.uniform(0.8, 1.0), rng.uniform(0.6, 1.0)], np.float32)
+  emitters = []
+  for _ in range(int(rng.integers(1, 3))):  # Windows: thin glowing boxes on the back wall.
+    half = np.array([rng.uniform(0.2, 0.5), rng.uniform(0.2, 0.45), 0.01])
+    centre = np.array([rng.uniform(lo[0] + half[0] + 0.1, hi[0] - half[0] - 0.1),
+                       rng.uniform(1.0, hi[1] - half[1] - 0.1), hi[2] - 0.01])
+    emitters.append(Box(center=centre, half_size=half, yaw=0.0,
+                        material=_emitter(rng, white(), rng.uniform(1.5, 4.0))))
+  for radius_range, gain_range, count in (((0.04, 0.12), (3.0, 12.0), rng.integers(2, 4)),
+                                          ((0.01, 0.025), (10.0, 40.0), rng.integers(2, 5))):
+    for _ in range(int(count)):
+      r = float(rng.uniform(*radius_range))
+      z = rng.uniform(1.2, hi[2] - cam.position[2] - 0.3)
+      ray = np.array([rng.uniform(-0.8, 0.8) * tan_x, rng.uniform(-0.6, 0.6) * tan_x, 1.0])
+      centre = np.clip(cam.rotation @ (ray * z) + cam.position, lo + r + 0.02, hi - r - 0.02)
+      emitters.append(Sphere(center=centre, radius=r,
+                             material=_emitter(rng, white(), rng.uniform(*gain_range))))
+  return dataclasses.replace(scene, objects=scene.objects + tuple(emitters))
+
+
+def _emitter(rng, colour, gain):
+  """A solid material of linear albedo `colour` (3,) glowing with radiance ~ gain * colour."""
+  return Material(kind="solid", color_a=colour, color_b=colour, scale=1.0, angle=0.0,
+                  seed=int(rng.integers(0, 2**31 - 1)), emission=float(gain))
 
 
 def _near_point(obj, p, margin):
@@ -439,28 +485,36 @@ def _albedo(material, uv):
   return (material.color_a * (1 - mix) + material.color_b * mix).astype(np.float32)
 
 
+def _material(scene, surface_id):
+  """The Material of surface `surface_id` (0..5 room faces, 6+k object k)."""
+  if surface_id < _NUM_ROOM_FACES:
+    return scene.room.materials[surface_id]
+  return scene.objects[surface_id - _NUM_ROOM_FACES].material
+
+
 def _surface(scene, surface_id, points):
   """(normals, albedo) for hit points (N, 3) that all lie on surface `surface_id`."""
   if surface_id < _NUM_ROOM_FACES:
     n, uv = _room_normal_uv(surface_id, points)
-    material = scene.room.materials[surface_id]
   else:
     obj = scene.objects[surface_id - _NUM_ROOM_FACES]
     if isinstance(obj, Box):
       n, uv = _box_normal_uv(obj, points)
     else:
       n, uv = _sphere_normal_uv(obj, points)
-    material = obj.material
-  return n.astype(np.float32), _albedo(material, uv.astype(np.float32))
+  return n.astype(np.float32), _albedo(_material(scene, surface_id), uv.astype(np.float32))
 
 
 def _shade(scene, points, surface):
-  """Linear radiance (N, 3), unclipped: albedo * (ambient + sum of lights with shadows)."""
+  """Linear radiance (N, 3), unclipped: albedo * (ambient + sum of lights with shadows
+  + the material's emission)."""
   normals = np.zeros_like(points)
   albedo = np.zeros_like(points)
+  glow = np.zeros(points.shape[0], np.float32)
   for sid in np.unique(surface):
     idx = np.nonzero(surface == sid)[0]
     normals[idx], albedo[idx] = _surface(scene, int(sid), points[idx])
+    glow[idx] = _material(scene, int(sid)).emission
   light = np.full(points.shape, scene.ambient, np.float32)
   origins = points + normals * np.float32(1e-3)
   for lamp in scene.lights:
@@ -471,7 +525,7 @@ def _shade(scene, points, surface):
     # Irradiance falls off as 1/d^2, softened near the lamp (a small spherical lamp).
     power = np.where(lit, cos / np.maximum(dist2, 0.25), 0.0).astype(np.float32)
     light += power[:, None] * lamp.intensity.astype(np.float32)
-  return albedo * light
+  return albedo * (light + glow[:, None])
 
 
 def _camera_rays(scene, height, width):
@@ -483,22 +537,25 @@ def _camera_rays(scene, height, width):
   return np.stack([x, y, np.ones_like(x)], axis=-1).reshape(-1, 3)
 
 
-def _render_rays(scene, origin_cam, dirs_cam, height, width):
+def _render_rays(scene, origin_cam, dirs_cam, height, width, clip=True):
   """Casts rays from one camera-frame point origin_cam (3,) along dirs_cam (H*W, 3); returns
-  (linear rgb clipped to [0, 1] (H, W, 3), ray parameter t (H, W))."""
+  (linear rgb (H, W, 3), clipped to [0, 1] if `clip`, ray parameter t (H, W))."""
   rot = scene.camera.rotation
   O = (rot @ origin_cam + scene.camera.position).astype(np.float32)[:, None]  # (3, 1).
   D = (rot @ dirs_cam.T).astype(np.float32)                                   # (3, N).
   t, surface = _cast(scene, O, D)
   points = np.ascontiguousarray((O + D * t).T)                                # (N, 3).
-  radiance = np.clip(_shade(scene, points, surface), 0.0, 1.0)
+  radiance = _shade(scene, points, surface)
+  if clip:
+    radiance = np.clip(radiance, 0.0, 1.0)
   return radiance.reshape(height, width, 3), t.reshape(height, width)
 
 
-def render_pinhole_linear(scene: Scene, height: int, width: int):
-  """Like `render_pinhole` but the colour stays in linear light (clipped to [0, 1])."""
+def render_pinhole_linear(scene: Scene, height: int, width: int, clip: bool = True):
+  """Like `render_pinhole` but the colour stays in linear light (clipped to [0, 1] if `clip`;
+  unclipped, lights and emitters may exceed 1)."""
   dirs = _camera_rays(scene, height, width)
-  rgb_lin, t = _render_rays(scene, np.zeros(3), dirs, height, width)
+  rgb_lin, t = _render_rays(scene, np.zeros(3), dirs, height, width, clip=clip)
   # The z component of every direction is exactly 1 in camera space, so t is the z depth.
   return rgb_lin.astype(np.float32), t.astype(np.float32)
 
@@ -524,12 +581,17 @@ def aperture_samples(num_samples: int, diameter: float) -> np.ndarray:
 
 
 def render_thin_lens(scene: Scene, height: int, width: int, *, focus_distance_m: float,
-                     f_number: float, num_samples: int = 64) -> np.ndarray:
+                     f_number: float, num_samples: int = 64,
+                     clip_each_view: bool = True) -> np.ndarray:
   """Renders the view through a thin lens: exact depth-of-field ground truth.
 
   Averages, in linear light, `num_samples` pinhole renders from points on the aperture disc
   (diameter focal_length_mm / f_number, in the lens plane), each focused on the plane
   z = focus_distance_m (camera frame). See the module docstring and `coc_diameter_px`.
+  clip_each_view: True clips every view to [0, 1] before averaging (the thin-lens render is the
+  aperture average of `render_pinhole`'s photos); False averages the unclipped radiance and
+  clips once, as a real sensor records a lens's blur of lights brighter than white (use with
+  `random_hdr_scene`).
 
   Returns:
     rgb: float32 (height, width, 3), sRGB in [0, 1].
@@ -544,7 +606,7 @@ def render_thin_lens(scene: Scene, height: int, width: int, *, focus_distance_m:
     lens = np.array([lx, ly, 0.0])
     # Through the lens point and the pinhole ray's point on the focal plane; z component 1.
     dirs = pinhole - lens / focus_distance_m
-    rgb_lin, _ = _render_rays(scene, lens, dirs, height, width)
+    rgb_lin, _ = _render_rays(scene, lens, dirs, height, width, clip=clip_each_view)
     total += rgb_lin
   return linear_to_srgb(total / num_samples)
 

@@ -7,7 +7,7 @@ Same features and splits as `diml`, so any config can swap one for the other:
   stem   string            the view ('view_<k>').
 Configs with `thin_lens` set add `image_dof` (uint8 (H, W, 3), the same view through a thin lens,
 `scenes.render_thin_lens`) and the scalars `focus_distance_m`, `f_number`, `focal_length_mm`,
-`sensor_width_mm` (float32).
+`sensor_width_mm` (float32). `dof_hdr` adds lights brighter than white (see `ThinLens.hdr`).
 
 Rooms are disjoint between splits (train, validation and test use different room seeds), so
 no scene leaks from train into evaluation. Everything is deterministic in the config.
@@ -32,9 +32,16 @@ _SPLIT_SEED_OFFSET = {"train": 0, "validation": 1_000_000, "test": 2_000_000}
 
 @dataclasses.dataclass(frozen=True)
 class ThinLens:
-  """Thin-lens rendering settings of the optional `image_dof` feature."""
+  """Thin-lens rendering settings of the optional `image_dof` feature.
+
+  hdr: rooms get emitters brighter than white (`scenes.random_hdr_scene`), and `image_dof`
+  averages the aperture samples over the unclipped radiance, then clips (what a sensor behind a
+  real lens records); `image` is the clipped pinhole photo. False: every view is clipped before
+  averaging (the convention of the other configs).
+  """
   f_number: float
   num_samples: int = 64
+  hdr: bool = False
 
 
 @dataclasses.dataclass
@@ -66,7 +73,8 @@ def _focus_distance(seed: int, depth_m: np.ndarray) -> float:
 
 def render_example(config: SyntheticConfig, room_seed: int, view: int) -> dict:
   """The feature dict of one view, deterministic in (config, room_seed, view)."""
-  scene = scenes.random_scene(room_seed, view=view)
+  hdr = config.thin_lens is not None and config.thin_lens.hdr
+  scene = (scenes.random_hdr_scene if hdr else scenes.random_scene)(room_seed, view=view)
   rgb, depth_m = scenes.render_pinhole(scene, config.height, config.width)
   example = {
       "image": storage.encode_png(_to_uint8(rgb)),
@@ -78,7 +86,8 @@ def render_example(config: SyntheticConfig, room_seed: int, view: int) -> dict:
     focus = _focus_distance(room_seed * 1000 + view, depth_m)
     dof = scenes.render_thin_lens(scene, config.height, config.width, focus_distance_m=focus,
                                   f_number=config.thin_lens.f_number,
-                                  num_samples=config.thin_lens.num_samples)
+                                  num_samples=config.thin_lens.num_samples,
+                                  clip_each_view=not hdr)
     example.update({
         "image_dof": storage.encode_png(_to_uint8(dof)),
         "focus_distance_m": np.float32(focus),
@@ -126,6 +135,12 @@ class SyntheticRgbd(local_builder.LocalBuilder):
       SyntheticConfig(name="dof", description="192x256 px thin-lens renders, f/0.25, 128 samples.",
                       height=192, width=256, num_train=8, num_validation=8, num_test=32,
                       views_per_scene=2, thin_lens=ThinLens(f_number=0.25, num_samples=128)),
+      # Highlights: rooms with lamps, bright windows and glints brighter than white; `image_dof`
+      # clips once after the aperture average (a sensor), `image` is the clipped pinhole photo.
+      SyntheticConfig(name="dof_hdr", description="192x256 px HDR thin-lens renders, f/0.25.",
+                      height=192, width=256, num_train=8, num_validation=8, num_test=16,
+                      views_per_scene=2,
+                      thin_lens=ThinLens(f_number=0.25, num_samples=128, hdr=True)),
   ]
 
   def _info(self) -> tfds.core.DatasetInfo:

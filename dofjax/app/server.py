@@ -1,0 +1,192 @@
+"""The tap-to-focus app's web glue: a standard-library HTTP server for one page (page.html).
+
+Each browser tab is a session (an id the page makes) holding its photo and depth. The page
+sends uploads as raw request bodies and settings as JSON; renders come back as JPEG data URLs,
+the full-resolution result as the PNG the CLI would write. A UserError becomes a 400 answer with
+its message, shown in the page; the server keeps running. Renders run one at a time (they use
+every core).
+"""
+
+import base64
+import collections
+import dataclasses
+import http.server
+import json
+import os
+import shlex
+import threading
+import time
+import urllib.parse
+
+from dofjax import app as app_lib
+from dofjax import errors
+
+MAX_UPLOAD_BYTES = 512 * 1024 * 1024
+MAX_SESSIONS = 4          # Tabs whose photos stay in memory; the oldest is dropped first.
+_PAGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "page.html")
+
+
+@dataclasses.dataclass
+class Session:
+  """One tab's state: the photo (float32 HxWx3 [0, 1]) and its depth (HxW m), their previews,
+  and the last full-size render (float32 HxWx3 [0, 1]; its PNG is made when saved)."""
+  image: object = None
+  bits: int = 8
+  name: str = "photo"
+  depth_m: object = None
+  depth_flags: tuple = ()
+  small: tuple = None
+  full: object = None
+
+
+class AppState:
+  """Sessions (at most MAX_SESSIONS, least recently used dropped) and the render lock."""
+
+  def __init__(self, workdir=None):
+    self.workdir = workdir
+    self.sessions = collections.OrderedDict()
+    self.lock = threading.Lock()       # Guards `sessions`.
+    self.render_lock = threading.Lock()
+
+  def session(self, sid, create=False):
+    """The session `sid`; a new one if `create`, else UserError if unknown."""
+    with self.lock:
+      if sid in self.sessions:
+        self.sessions.move_to_end(sid)
+        return self.sessions[sid]
+      if not create:
+        raise errors.UserError("upload a photo first (or reload the page: the server restarted).")
+      self.sessions[sid] = Session()
+      while len(self.sessions) > MAX_SESSIONS:
+        self.sessions.popitem(last=False)
+      return self.sessions[sid]
+
+
+def set_photo(state, sid, data, name):
+  """Reads an uploaded photo into a fresh session; returns its size as a dict."""
+  image, bits = app_lib.read_photo_bytes(data, name)
+  s = state.session(sid, create=True)
+  s.image, s.bits, s.name, s.depth_m, s.small, s.full = image, bits, name, None, None, None
+  return dict(width=image.shape[1], height=image.shape[0], bits=bits)
+
+
+def set_depth(session, depth_m, depth_flags):
+  """Stores a depth map (HxW m), the CLI flags that give the same depth, and the reduced-size
+  inputs of previews."""
+  session.depth_m, session.depth_flags = depth_m, tuple(depth_flags)
+  session.small = app_lib.preview_inputs(session.image, depth_m)
+  session.full = None
+
+
+def render(state, session, fields):
+  """Preview or full-size render for the page's fields: a JSON-able dict with a JPEG data URL."""
+  if session.depth_m is None:
+    raise errors.UserError("add depth first: upload a 16-bit depth PNG in millimetres"
+                           + (" or press 'Predict depth'." if state.workdir else "."))
+  settings = app_lib.parse_settings(fields)
+  full = bool(fields.get("full"))
+  with state.render_lock:
+    t0 = time.perf_counter()
+    if full:
+      out, info = app_lib.render_full(session.image, session.depth_m, settings)
+    else:
+      out, info = app_lib.render_preview(*session.small, session.depth_m, settings)
+    seconds = time.perf_counter() - t0
+  if full:
+    session.full = out
+  data = base64.b64encode(app_lib.jpeg(out)).decode("ascii")
+  stem = os.path.splitext(os.path.basename(session.name))[0] or "photo"
+  cli = app_lib.cli_args(settings, photo=os.path.basename(session.name),
+                         depth_flags=session.depth_flags, output=f"{stem}-bokeh.png")
+  return dict(image="data:image/jpeg;base64," + data, full=full, seconds=round(seconds, 3),
+              focus_m=info["focus_m"], max_radius=info["max_radius"], width=info["width"],
+              height=info["height"], cli="python -m dofjax.render " + shlex.join(cli))
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+  """Routes: GET / (the page), /api/depth.jpg, /api/download; POST /api/config, /api/photo,
+  /api/depth, /api/predict, /api/render. Session id and options in the query string."""
+
+  state: AppState = None   # Set by `make_server`.
+
+  def log_message(self, format, *args):  # pylint: disable=redefined-builtin
+    del format, args   # Quiet: the terminal shows errors only.
+
+  def _reply(self, code, body, ctype, extra=()):
+    self.send_response(code)
+    self.send_header("Content-Type", ctype)
+    self.send_header("Content-Length", str(len(body)))
+    self.send_header("Cache-Control", "no-store")
+    for key, value in extra:
+      self.send_header(key, value)
+    self.end_headers()
+    self.wfile.write(body)
+
+  def _json(self, obj, code=200):
+    self._reply(code, json.dumps(obj).encode(), "application/json")
+
+  def _query(self):
+    parsed = urllib.parse.urlparse(self.path)
+    return parsed.path, {k: v[-1] for k, v in urllib.parse.parse_qs(parsed.query).items()}
+
+  def _body(self):
+    size = int(self.headers.get("Content-Length") or 0)
+    if size > MAX_UPLOAD_BYTES:
+      raise errors.UserError(f"the upload is {size / 2**20:.0f} MiB; the limit is "
+                             f"{MAX_UPLOAD_BYTES / 2**20:.0f} MiB.")
+    return self.rfile.read(size)
+
+  def do_GET(self):  # pylint: disable=invalid-name
+    path, q = self._query()
+    try:
+      if path == "/":
+        with open(_PAGE, "rb") as f:
+          self._reply(200, f.read(), "text/html; charset=utf-8")
+      elif path == "/api/depth.jpg":
+        s = self.state.session(q.get("s"))
+        self._reply(200, app_lib.depth_preview(s.depth_m), "image/jpeg")
+      elif path == "/api/download":
+        s = self.state.session(q.get("s"))
+        if s.full is None:
+          raise errors.UserError("nothing to save yet: wait for the full-size render.")
+        stem = os.path.splitext(os.path.basename(s.name))[0] or "photo"
+        self._reply(200, app_lib.result_png(s.full, s.bits), "image/png",
+                    [("Content-Disposition", f'attachment; filename="{stem}-bokeh.png"')])
+      else:
+        self._json({"error": f"no page {path!r}"}, 404)
+    except errors.UserError as e:
+      self._json({"error": str(e)}, 400)
+
+  def do_POST(self):  # pylint: disable=invalid-name
+    path, q = self._query()
+    try:
+      body = self._body()
+      sid = q.get("s")
+      if path == "/api/config":
+        self._json({"workdir": self.state.workdir})
+      elif path == "/api/photo":
+        self._json(set_photo(self.state, sid, body, q.get("name", "photo")))
+      elif path == "/api/depth":
+        s, name, resample = self.state.session(sid), q.get("name", "depth.png"), q.get("resample")
+        set_depth(s, app_lib.read_depth_bytes(body, s.image.shape[:2], resample == "1", name),
+                  [f"--depth={os.path.basename(name)}"]
+                  + (["--resize_depth"] if resample == "1" else []))
+        self._json({"ok": True})
+      elif path == "/api/predict":
+        s = self.state.session(sid)
+        with self.state.render_lock:
+          set_depth(s, app_lib.depth_from_model(self.state.workdir, s.image),
+                    [f"--workdir={self.state.workdir}"])
+        self._json({"ok": True})
+      elif path == "/api/render":
+        self._json(render(self.state, self.state.session(sid), json.loads(body or b"{}")))
+      else:
+        self._json({"error": f"no action {path!r}"}, 404)
+    except errors.UserError as e:
+      self._json({"error": str(e)}, 400)
+
+
+def make_server(host, port, workdir=None):
+  """A ThreadingHTTPServer for the app on host:port (port 0: a free one)."""
+  handler = type("AppHandler", (Handler,), {"state": AppState(workdir)})
+  return http.server.ThreadingHTTPServer((host, port), handler)
