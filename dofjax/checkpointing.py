@@ -296,16 +296,20 @@ def restore_latest(manager, abstract_state, log=print, move_unusable: bool = Fal
   return result
 
 
-def restore_for_inference(workdir, abstract_state):
+def restore_for_inference(workdir, make_abstract_state):
   """(step, TrainState) of the newest restorable checkpoint in W, read-only (nothing created,
-  moved or removed; safe beside a running training job). UserError if there is none."""
+  moved or removed; safe beside a running training job). UserError if there is none.
+
+  make_abstract_state: () -> the abstract TrainState to restore into (called only when W has a
+  checkpoint).
+  """
   if latest_step(workdir) is None:
     raise errors.UserError(f"No checkpoint in {workdir}/checkpoints; train first, e.g. "
                            "python -m dofjax.main --config=configs/quickstart.py "
                            f"--workdir={workdir}")
   manager = make_manager(workdir, keep=1, read_only=True)
   try:
-    step, state, _ = restore_latest(manager, abstract_state)
+    step, state, _ = restore_latest(manager, make_abstract_state())
   finally:
     manager.close()
   if state is None:

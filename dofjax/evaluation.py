@@ -64,8 +64,8 @@ def evaluate_checkpoint(config, workdir, split="test"):
   from dofjax import input_pipeline
   config_lib.validate(config)
   mesh = parallel.make_mesh()
-  step, state = checkpointing.restore_for_inference(workdir,
-                                                    parallel.abstract_state(config, mesh))
+  step, state = checkpointing.restore_for_inference(
+      workdir, lambda: parallel.abstract_state(config, mesh))
   input_pipeline.prepare(config, input_pipeline.eval_dataset(config))
   eval_rng = jax.random.split(jax.random.key(config.seed), 3)[2]
   metrics, _ = evaluate(state, config, split, parallel.compile_eval_step(config, mesh), mesh,

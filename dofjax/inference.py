@@ -19,7 +19,7 @@ def load_generator(workdir):
   if W is not a training workdir or holds no restorable checkpoint."""
   config = workdir_lib.load_config(workdir)
   step, state = checkpointing.restore_for_inference(
-      workdir, parallel.abstract_state(config, parallel.make_mesh()))
+      workdir, lambda: parallel.abstract_state(config, parallel.make_mesh()))
   return config, state.gen, step
 
 

@@ -14,8 +14,8 @@ from dofjax import layers
 from dofjax import models
 
 
-@pytest.fixture(autouse=True)
-def _fast_random_init():
+@pytest.fixture()
+def fast_random_init():
   """These tests draw many weight initialisations op by op; jax's non-partitionable threefry
   (what state.create_train_state uses) compiles them several times faster on CPU."""
   with jax.threefry_partitionable(False):
@@ -184,6 +184,7 @@ MODELS = [
 ]
 
 
+@pytest.mark.usefixtures("fast_random_init")
 @pytest.mark.parametrize("module_cls,shape,kwargs", MODELS)
 def test_models_same_outputs_for_both_impls(module_cls, shape, kwargs):
   x = jnp.tanh(_random(shape, 8))

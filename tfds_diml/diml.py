@@ -153,6 +153,19 @@ def _pngs(folder: str) -> List[str]:
   return [n for n in _listdir(folder) if n.lower().endswith(".png")]
 
 
+
+def _files_by_stem(folder, suffix, kind, problems):
+  """{stem: path} of the PNGs in `folder` named <stem><suffix>; other PNG names are added to
+  `problems` (a list of one-line messages)."""
+  found = {}
+  for name in _pngs(folder):
+    if name.endswith(suffix):
+      found[name[:-len(suffix)]] = os.path.join(folder, name)
+    else:
+      problems.append(f"{os.path.join(folder, name)}: unexpected name; {kind} files are named "
+                      f"<stem>{suffix}. Remove or rename it.")
+  return found
+
 def scan_folder(root: str) -> Tuple[List[Pair], List[str]]:
   """Finds and checks every pair under root = <manual_dir>/<split>/<resolution>.
 
@@ -173,19 +186,8 @@ def scan_folder(root: str) -> Tuple[List[Pair], List[str]]:
       problems.append(f"{missing}: folder missing; every scene needs {COLOR_DIR}/ and "
                       f"{DEPTH_DIR}/.")
       continue
-    colors, depths = {}, {}
-    for name in _pngs(color_dir):
-      if name.endswith(COLOR_SUFFIX):
-        colors[name[:-len(COLOR_SUFFIX)]] = os.path.join(color_dir, name)
-      else:
-        problems.append(f"{os.path.join(color_dir, name)}: unexpected name; colour files are "
-                        f"named <stem>{COLOR_SUFFIX}. Remove or rename it.")
-    for name in _pngs(depth_dir):
-      if name.endswith(DEPTH_SUFFIX):
-        depths[name[:-len(DEPTH_SUFFIX)]] = os.path.join(depth_dir, name)
-      else:
-        problems.append(f"{os.path.join(depth_dir, name)}: unexpected name; depth files are "
-                        f"named <stem>{DEPTH_SUFFIX}. Remove or rename it.")
+    colors = _files_by_stem(color_dir, COLOR_SUFFIX, "colour", problems)
+    depths = _files_by_stem(depth_dir, DEPTH_SUFFIX, "depth", problems)
     for stem in sorted(set(colors) | set(depths)):
       if stem not in depths:
         problems.append(f"{colors[stem]}: colour image has no depth partner; expected "
