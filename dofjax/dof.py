@@ -11,9 +11,12 @@ regular polygon with `aperture_blades` corners on the disc's circle (a bladed ir
 `aperture_rotation_deg`. Blurring happens in linear light (sRGB decoded first, re-encoded after),
 so bright points bloom into discs. An 8-bit photo clips lamps and glints at white; highlight
 recovery (`recover_highlights`, off unless highlight_gain > 0) multiplies a pixel's linear
-radiance by 1 + gain * smoothstep((v - threshold) / (1 - threshold)), v its largest sRGB channel,
-before blurring, so clipped lights become bright discs again (PHOTO_HIGHLIGHT_GAIN and
-PHOTO_HIGHLIGHT_THRESHOLD for real photos; renders compared with renders keep it off).
+radiance by 1 + gain * smoothstep((v - threshold) / (1 - threshold)) * smoothstep((|r| - 0.5) /
+1.5), v its largest sRGB channel and r its own blur radius in px, before blurring, so clipped
+lights become bright discs again while pixels within 0.5 px of focus keep their value (nothing
+spreads them, so a boost would only clip them brighter; full boost from 2 px of blur on).
+PHOTO_HIGHLIGHT_GAIN and PHOTO_HIGHLIGHT_THRESHOLD for real photos; renders compared with renders
+keep it off.
 
 Renderer. The signed blur radius s = K (d - d_f) (> 0 in front of the focal plane) is clipped to
 [-max_radius, max_radius] (`render` defaults max_radius to the photo's own largest circle of
@@ -67,6 +70,8 @@ _TRANSMITTANCE_EPS = 1e-2   # Floor of the reduced-resolution transmittance in `
 # with renders (evaluation, `bokeh_loss`) keep the gain at 0 unless asked.
 PHOTO_HIGHLIGHT_GAIN = 3.0          # A fully clipped pixel carries up to 1 + 3 = 4x its radiance.
 PHOTO_HIGHLIGHT_THRESHOLD = 0.9     # sRGB value (about 230/255) where the boost starts.
+HIGHLIGHT_SHARP_PX = 0.5            # No boost for a pixel blurred by at most this radius ...
+HIGHLIGHT_BLURRED_PX = 2.0          # ... the full boost from this radius on (smooth between).
 
 
 # ----------------------------------------------------------------------------- circle of confusion
@@ -127,29 +132,46 @@ def linear_to_srgb(x):
                    1.055 * jnp.maximum(x, 0.0031308) ** (1.0 / 2.4) - 0.055)
 
 
-def highlight_boost(image01, *, gain, threshold=PHOTO_HIGHLIGHT_THRESHOLD):
-  """Per-pixel radiance factor of highlight recovery: 1 + gain * smoothstep(t) in [1, 1 + gain].
+def _smoothstep(t):
+  """t^2 (3 - 2t) of t clipped to [0, 1]: 0 -> 1 with zero slope at both ends (C1)."""
+  t = jnp.clip(t, 0.0, 1.0)
+  return t * t * (3.0 - 2.0 * t)
 
-  image01: (..., 3) sRGB in [0, 1] (values outside are clipped); t = (v - threshold) /
-  (1 - threshold) clipped to [0, 1], v = the pixel's largest channel, smoothstep(t) = t^2 (3 - 2t)
-  (C1: no kink where the boost starts or saturates). One factor for all three channels, so the
-  hue of a clipped light is kept. Returns (...,) float; differentiable in image01 and gain.
+
+def highlight_boost(image01, *, gain, threshold=PHOTO_HIGHLIGHT_THRESHOLD, coc_radius_px=None):
+  """Per-pixel radiance factor of highlight recovery: 1 + gain * level * defocus, in [1, 1 + gain].
+
+  image01: (..., 3) sRGB in [0, 1] (values outside are clipped). level = smoothstep((v -
+  threshold) / (1 - threshold)), v = the pixel's largest channel; smoothstep(t) = t^2 (3 - 2t) on
+  t clipped to [0, 1] (C1: no kink where the boost starts or saturates). One factor for all three
+  channels, so the hue of a clipped light is kept. coc_radius_px: (...) the pixel's own blur
+  radius in px (signed or not), or None (every pixel treated as defocused); defocus =
+  smoothstep((|r| - HIGHLIGHT_SHARP_PX) / (HIGHLIGHT_BLURRED_PX - HIGHLIGHT_SHARP_PX)), 0 up to
+  0.5 px and 1 from 2 px: a pixel that nothing blurs keeps its value (a boosted in-focus pixel
+  would only clip brighter), a defocused clipped light becomes a bright disc. Returns (...,)
+  float; differentiable in image01, gain and coc_radius_px.
   """
   v = jnp.max(jnp.clip(image01, 0.0, 1.0), axis=-1)
-  t = jnp.clip((v - threshold) / (1.0 - threshold), 0.0, 1.0)
-  return 1.0 + gain * (t * t * (3.0 - 2.0 * t))
+  level = _smoothstep((v - threshold) / (1.0 - threshold))
+  if coc_radius_px is not None:
+    level = level * _smoothstep((jnp.abs(coc_radius_px) - HIGHLIGHT_SHARP_PX)
+                                / (HIGHLIGHT_BLURRED_PX - HIGHLIGHT_SHARP_PX))
+  return 1.0 + gain * level
 
 
-def recover_highlights(image01, *, gain, threshold=PHOTO_HIGHLIGHT_THRESHOLD):
+def recover_highlights(image01, *, gain, threshold=PHOTO_HIGHLIGHT_THRESHOLD,
+                       coc_radius_px=None):
   """Linear radiance with clipped highlights raised: srgb_to_linear(image01) * highlight_boost.
 
-  image01: (..., 3) sRGB in [0, 1]. Returns (..., 3) linear light >= 0; a pixel's radiance is
-  raised by a factor in [1, 1 + gain] (1 below `threshold`, 1 + gain at white), so a clipped
-  light's energy is recovered up to 1 + gain times its clipped value. gain 0 returns the plain
-  linearised image.
+  image01: (..., 3) sRGB in [0, 1]; coc_radius_px: (...) the pixels' blur radii in px, or None
+  (all treated as defocused; see `highlight_boost`). Returns (..., 3) linear light >= 0; a pixel's
+  radiance is raised by a factor in [1, 1 + gain] (1 below `threshold` or within 0.5 px of focus,
+  1 + gain at white blurred by >= 2 px), so a clipped light's energy is recovered up to 1 + gain
+  times its clipped value. gain 0 returns the plain linearised image.
   """
   lin = srgb_to_linear(jnp.clip(image01, 0.0, 1.0))
-  return lin * highlight_boost(image01, gain=gain, threshold=threshold)[..., None]
+  boost = highlight_boost(image01, gain=gain, threshold=threshold, coc_radius_px=coc_radius_px)
+  return lin * boost[..., None]
 
 
 # ----------------------------------------------------------------------------- layer plan
@@ -382,7 +404,7 @@ def _render_one(image, s, *, radii, method, highlight=None, aperture=(0, 0.0)):
   if highlight is None:
     lin = srgb_to_linear(jnp.clip(image, 0.0, 1.0))
   else:
-    lin = recover_highlights(image, gain=highlight[0], threshold=highlight[1])
+    lin = recover_highlights(image, gain=highlight[0], threshold=highlight[1], coc_radius_px=s)
   lin = jnp.pad(jnp.moveaxis(lin, -1, 0), ((0, 0),) + pad)
   inside = jnp.pad(jnp.ones((h, w), s.dtype), pad)
   s = jnp.pad(s, pad)
