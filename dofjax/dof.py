@@ -36,10 +36,11 @@ leave a gap of w (1 - w) for the fill behind to show through), each layer at the
 resolution the layers nearer than it allow, and finally divided by the accumulated coverage.
 
 Kernel methods: 'fft' (every layer at full resolution; cost independent of the radius),
-'pyramid' (the default: a layer of radius r >= 48 px is blurred with an FFT at 1/f resolution,
-f = 2, 4 or 8 with f <= r / 24, the aperture shrunk to keep the blur's second moment, then
-upsampled bilinearly; resampling softens a rim over ~1.65 f px, at most ~7% of the radius, so
-large discs keep crisp edges; smaller radii are blurred at full resolution), 'direct' (a
+'pyramid' (the default: a layer of radius r >= 16 px is blurred with an FFT at 1/f resolution,
+f = 2 up to 63 px, then 4 or 8 with f <= r / 16, the aperture shrunk to keep the blur's second
+moment, then upsampled with a Catmull-Rom cubic; box-down and cubic-up leave a rim a 10%-90% rise
+of ~1.1 f + 1 px (2.9 px at f = 2, at most ~8% of the radius beyond), so discs keep crisp edges;
+smaller radii are blurred at full resolution), 'direct' (a
 depthwise convolution per layer; only sensible for radii of a few pixels, e.g. on accelerators
 in the training graph).
 
@@ -59,7 +60,8 @@ DEFAULT_METHOD = "pyramid"
 METHODS = ("pyramid", "fft", "direct")
 COVERAGE_EPS = 1e-3
 _MIN_LOWRES_RADIUS = 4.0    # The fill's downsampled disc keeps at least this radius.
-_CRISP_RATIO = 24.0         # 'pyramid': blur at 1/f resolution only where radius >= 24 f px.
+_HALF_RES_RADIUS = 16.0     # 'pyramid': blur at 1/2 resolution from this radius on ...
+_CRISP_RATIO = 16.0         # ... and at 1/f, f > 2, only where radius >= 16 f px.
 _MAX_FACTOR = 8             # Coarsest resolution used: 1/8.
 _FILL_RADIUS_SCALE = 2.0    # Fill reaches this many times the largest blur radius.
 _FILL_GAIN = 4.0            # Fill is full where >= 1/_FILL_GAIN of its disc is this layer.
@@ -193,10 +195,12 @@ def _check_layers(num_layers, max_radius):
 
 def _layer_factor(radius, method):
   """Downsampling factor (1, 2, 4 or 8) at which a layer of this |radius| is blurred: 'pyramid'
-  keeps f <= |radius| / _CRISP_RATIO, since resampling softens a disc's rim over ~1.65 f px
-  (a 10%-90% rise of at most ~7% of the radius: crisp bokeh)."""
+  halves the resolution from _HALF_RES_RADIUS px on and keeps f <= |radius| / _CRISP_RATIO
+  beyond; Catmull-Rom upsampling leaves a disc's rim a 10%-90% rise of ~1.1 f + 1 px (<= 3 px
+  up to 63 px, at most ~8% of the radius beyond: crisp bokeh)."""
   f = 1
-  if method == "pyramid":
+  if method == "pyramid" and abs(radius) >= _HALF_RES_RADIUS:
+    f = 2
     while f < _MAX_FACTOR and abs(radius) / (2 * f) >= _CRISP_RATIO:
       f *= 2
   return f
@@ -276,6 +280,41 @@ def _upsample(x, f):
   if f == 1:
     return x
   return _upsample_axis(_upsample_axis(x, f, 1), f, 2)
+
+
+def _catmull_rom(t):
+  """Weights of the taps at -1, 0, 1, 2 for a sample at offset t in [0, 1) (Keys cubic, a = -0.5:
+  sums to 1 and reproduces quadratics, so it adds no variance)."""
+  t2, t3 = t * t, t * t * t
+  return (-0.5 * t3 + t2 - 0.5 * t, 1.5 * t3 - 2.5 * t2 + 1.0, -1.5 * t3 + 2.0 * t2 + 0.5 * t,
+          0.5 * t3 - 0.5 * t2)
+
+
+def _upsample_axis_cubic(x, f, axis):
+  """Catmull-Rom upsampling by integer f along `axis` (half-pixel centres, edges clamped)."""
+  n = x.shape[axis]
+  first = jax.lax.slice_in_dim(x, 0, 1, axis=axis)
+  last = jax.lax.slice_in_dim(x, n - 1, n, axis=axis)
+  xp = jnp.concatenate([first, first, x, last, last], axis=axis)   # x[j] is xp[j + 2].
+  phases = []
+  for p in range(f):
+    t = (p + 0.5) / f - 0.5
+    base = math.floor(t)               # Taps at j + base - 1 .. j + base + 2.
+    taps = [jax.lax.slice_in_dim(xp, base + 1 + m, base + 1 + m + n, axis=axis)
+            for m in range(4)]
+    phases.append(sum(wt * tap for wt, tap in zip(_catmull_rom(t - base), taps)))
+  y = jnp.stack(phases, axis=axis + 1)
+  shape = list(x.shape)
+  shape[axis] = n * f
+  return y.reshape(shape)
+
+
+def _upsample_sharp(x, f):
+  """Catmull-Rom upsampling of (C, h, w) by an integer factor f: a blurred layer's disc rim keeps
+  ~0.9 f px of 10%-90% rise where bilinear gives ~1.65 f px (it may ring by a few %)."""
+  if f == 1:
+    return x
+  return _upsample_axis_cubic(_upsample_axis_cubic(x, f, 1), f, 2)
 
 
 # ----------------------------------------------------------------------------- kernels
@@ -424,8 +463,10 @@ def _render_one(image, s, *, radii, method, highlight=None, aperture=(0, 0.0)):
   for k, radius in enumerate(radii):
     f = factors[k]
     layer = layers[k][:4] + layers[k][4:] * fills[k]
-    # Box-down + bilinear-up add a variance of f^2 / 4 per axis; a disc adds r^2 / 4.
-    r_low = math.sqrt(max(radius * radius - f * f, 0.25 * radius * radius)) / f
+    # A disc adds a variance of r^2 / 4 per axis; box-down (f^2 - 1) / 12, Catmull-Rom-up none.
+    # The radius is shrunk by at least 1 px^2 (the renderer's full-resolution convention).
+    shrink = max(1.0, (f * f - 1) / 3.0)
+    r_low = math.sqrt(max(radius * radius - shrink, 0.25 * radius * radius)) / f
     # At 1/f resolution the rim stays one full-resolution pixel wide (1/f px here): the
     # resampling softens it enough.
     layer = _blur(layer, r_low, method, aperture, ramp=1.0 / f)
@@ -535,11 +576,11 @@ def _composite(layers):
   near = acc[3:]
   for layer, f in layers[split:-1][::-1]:
     if f < f_acc:   # Never coarser: within layers[split:], factors only shrink towards focus.
-      state = _upsample(jnp.concatenate([acc, near]), f_acc // f)
+      state = _upsample_sharp(jnp.concatenate([acc, near]), f_acc // f)
       acc, near, f_acc = state[:4], state[4:], f
     acc = acc + jnp.maximum(1.0 - near, 0.0) * layer
     near = near + layer[3:]
-  acc, near = _upsample(acc, f_acc), _upsample(near, f_acc)
+  acc, near = _upsample_sharp(acc, f_acc), _upsample_sharp(near, f_acc)
   return acc if split == 0 else acc + _add_behind(layers[:split], near)
 
 
@@ -572,8 +613,8 @@ def _add_behind(layers, near):
       sums.append((part, f))
   total, f_t = sums[-1]
   for part, f in sums[-2::-1]:
-    total, f_t = _upsample(total, f_t // f) + part, f
-  return u * _upsample(total, f_t)
+    total, f_t = _upsample_sharp(total, f_t // f) + part, f
+  return u * _upsample_sharp(total, f_t)
 
 
 def render_disparity(image, disparity, *, focus_disparity, blur_scale_px,
