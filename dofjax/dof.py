@@ -444,7 +444,7 @@ def _render_one(image, s, *, radii, method, highlight=None, aperture=(0, 0.0)):
     lin = srgb_to_linear(jnp.clip(image, 0.0, 1.0))
   else:
     lin = recover_highlights(image, gain=highlight[0], threshold=highlight[1], coc_radius_px=s)
-  lin = jnp.pad(jnp.moveaxis(lin, -1, 0), ((0, 0),) + pad)
+  lin = jnp.pad(_channels_first(lin), ((0, 0),) + pad)
   inside = jnp.pad(jnp.ones((h, w), s.dtype), pad)
   s = jnp.pad(s, pad)
   weights, u, knots = _layer_weights(s, radii)
@@ -476,6 +476,14 @@ def _render_one(image, s, *, radii, method, highlight=None, aperture=(0, 0.0)):
   rgb = rgba[:3] / jnp.maximum(rgba[3:], COVERAGE_EPS)
   rgb = linear_to_srgb(jnp.maximum(rgb, 0.0))[:, :h, :w]
   return jnp.clip(jnp.moveaxis(rgb, 0, -1), 0.0, 1.0)
+
+
+def _channels_first(x):
+  """(H, W, C) -> (C, H, W), exactly, written as a reduction against the identity: XLA:CPU then
+  computes it once, where a plain transpose is fused into (and re-read, strided, by) every
+  layer that uses it (~0.15 CPU-s per 1024x768 frame with 17 layers)."""
+  eye = jnp.eye(x.shape[-1], dtype=x.dtype)
+  return jnp.sum(x[None] * eye[:, None, None, :], axis=-1)
 
 
 def _hidden_fill(layers, factors, s, inside, radii, method):
