@@ -38,9 +38,9 @@ resolution the layers nearer than it allow, and finally divided by the accumulat
 Kernel methods: 'fft' (every layer at full resolution; cost independent of the radius),
 'pyramid' (the default: a layer of radius r >= 16 px is blurred with an FFT at 1/f resolution,
 f = 2 up to 63 px, then 4 or 8 with f <= r / 16, the aperture shrunk to keep the blur's second
-moment, then upsampled with a Catmull-Rom cubic; box-down and cubic-up leave a rim a 10%-90% rise
-of ~1.1 f + 1 px (2.9 px at f = 2, at most ~8% of the radius beyond), so discs keep crisp edges;
-smaller radii are blurred at full resolution), 'direct' (a
+moment, then upsampled with a Catmull-Rom cubic; box-down and cubic-up leave a disc's rim a
+10%-90% rise of 2.9 px at f = 2, 5.9 px at f = 4 (64 px) and 9 px at f = 8 (128 px), under ~9% of
+the radius, so discs keep crisp edges; smaller radii are blurred at full resolution), 'direct' (a
 depthwise convolution per layer; only sensible for radii of a few pixels, e.g. on accelerators
 in the training graph).
 
@@ -196,8 +196,8 @@ def _check_layers(num_layers, max_radius):
 def _layer_factor(radius, method):
   """Downsampling factor (1, 2, 4 or 8) at which a layer of this |radius| is blurred: 'pyramid'
   halves the resolution from _HALF_RES_RADIUS px on and keeps f <= |radius| / _CRISP_RATIO
-  beyond; Catmull-Rom upsampling leaves a disc's rim a 10%-90% rise of ~1.1 f + 1 px (<= 3 px
-  up to 63 px, at most ~8% of the radius beyond: crisp bokeh)."""
+  beyond; with Catmull-Rom upsampling a disc's rim keeps a 10%-90% rise of 2.9 px at f = 2
+  (16-63 px), ~5.9 px at f = 4, ~9 px at f = 8: under ~9% of the radius (crisp bokeh)."""
   f = 1
   if method == "pyramid" and abs(radius) >= _HALF_RES_RADIUS:
     f = 2
@@ -310,8 +310,8 @@ def _upsample_axis_cubic(x, f, axis):
 
 
 def _upsample_sharp(x, f):
-  """Catmull-Rom upsampling of (C, h, w) by an integer factor f: a blurred layer's disc rim keeps
-  ~0.9 f px of 10%-90% rise where bilinear gives ~1.65 f px (it may ring by a few %)."""
+  """Catmull-Rom upsampling of (C, h, w) by an integer factor f (for blurred layers: a disc's rim
+  stays crisper than bilinear's ~1.65 f px rise; it may ring by a few % next to the rim)."""
   if f == 1:
     return x
   return _upsample_axis_cubic(_upsample_axis_cubic(x, f, 1), f, 2)
