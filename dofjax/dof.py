@@ -11,9 +11,12 @@ regular polygon with `aperture_blades` corners on the disc's circle (a bladed ir
 `aperture_rotation_deg`. Blurring happens in linear light (sRGB decoded first, re-encoded after),
 so bright points bloom into discs. An 8-bit photo clips lamps and glints at white; highlight
 recovery (`recover_highlights`, off unless highlight_gain > 0) multiplies a pixel's linear
-radiance by 1 + gain * smoothstep((v - threshold) / (1 - threshold)), v its largest sRGB channel,
-before blurring, so clipped lights become bright discs again (PHOTO_HIGHLIGHT_GAIN and
-PHOTO_HIGHLIGHT_THRESHOLD for real photos; renders compared with renders keep it off).
+radiance by 1 + gain * smoothstep((v - threshold) / (1 - threshold)) * smoothstep((|r| - 0.5) /
+1.5), v its largest sRGB channel and r its own blur radius in px, before blurring, so clipped
+lights become bright discs again while pixels within 0.5 px of focus keep their value (nothing
+spreads them, so a boost would only clip them brighter; full boost from 2 px of blur on).
+PHOTO_HIGHLIGHT_GAIN and PHOTO_HIGHLIGHT_THRESHOLD for real photos; renders compared with renders
+keep it off.
 
 Renderer. The signed blur radius s = K (d - d_f) (> 0 in front of the focal plane) is clipped to
 [-max_radius, max_radius] (`render` defaults max_radius to the photo's own largest circle of
@@ -33,10 +36,11 @@ leave a gap of w (1 - w) for the fill behind to show through), each layer at the
 resolution the layers nearer than it allow, and finally divided by the accumulated coverage.
 
 Kernel methods: 'fft' (every layer at full resolution; cost independent of the radius),
-'pyramid' (the default: a layer of radius r >= 48 px is blurred with an FFT at 1/f resolution,
-f = 2, 4 or 8 with f <= r / 24, the aperture shrunk to keep the blur's second moment, then
-upsampled bilinearly; resampling softens a rim over ~1.65 f px, at most ~7% of the radius, so
-large discs keep crisp edges; smaller radii are blurred at full resolution), 'direct' (a
+'pyramid' (the default: a layer of radius r >= 16 px is blurred with an FFT at 1/f resolution,
+f = 2 up to 63 px, then 4 or 8 with f <= r / 16, the aperture shrunk to keep the blur's second
+moment, then upsampled with a Catmull-Rom cubic; box-down and cubic-up leave a disc's rim a
+10%-90% rise of 2.9 px at f = 2, 5.9 px at f = 4 (64 px) and 9 px at f = 8 (128 px), under ~9% of
+the radius, so discs keep crisp edges; smaller radii are blurred at full resolution), 'direct' (a
 depthwise convolution per layer; only sensible for radii of a few pixels, e.g. on accelerators
 in the training graph).
 
@@ -56,7 +60,8 @@ DEFAULT_METHOD = "pyramid"
 METHODS = ("pyramid", "fft", "direct")
 COVERAGE_EPS = 1e-3
 _MIN_LOWRES_RADIUS = 4.0    # The fill's downsampled disc keeps at least this radius.
-_CRISP_RATIO = 24.0         # 'pyramid': blur at 1/f resolution only where radius >= 24 f px.
+_HALF_RES_RADIUS = 16.0     # 'pyramid': blur at 1/2 resolution from this radius on ...
+_CRISP_RATIO = 16.0         # ... and at 1/f, f > 2, only where radius >= 16 f px.
 _MAX_FACTOR = 8             # Coarsest resolution used: 1/8.
 _FILL_RADIUS_SCALE = 2.0    # Fill reaches this many times the largest blur radius.
 _FILL_GAIN = 4.0            # Fill is full where >= 1/_FILL_GAIN of its disc is this layer.
@@ -67,6 +72,8 @@ _TRANSMITTANCE_EPS = 1e-2   # Floor of the reduced-resolution transmittance in `
 # with renders (evaluation, `bokeh_loss`) keep the gain at 0 unless asked.
 PHOTO_HIGHLIGHT_GAIN = 3.0          # A fully clipped pixel carries up to 1 + 3 = 4x its radiance.
 PHOTO_HIGHLIGHT_THRESHOLD = 0.9     # sRGB value (about 230/255) where the boost starts.
+HIGHLIGHT_SHARP_PX = 0.5            # No boost for a pixel blurred by at most this radius ...
+HIGHLIGHT_BLURRED_PX = 2.0          # ... the full boost from this radius on (smooth between).
 
 
 # ----------------------------------------------------------------------------- circle of confusion
@@ -127,29 +134,46 @@ def linear_to_srgb(x):
                    1.055 * jnp.maximum(x, 0.0031308) ** (1.0 / 2.4) - 0.055)
 
 
-def highlight_boost(image01, *, gain, threshold=PHOTO_HIGHLIGHT_THRESHOLD):
-  """Per-pixel radiance factor of highlight recovery: 1 + gain * smoothstep(t) in [1, 1 + gain].
+def _smoothstep(t):
+  """t^2 (3 - 2t) of t clipped to [0, 1]: 0 -> 1 with zero slope at both ends (C1)."""
+  t = jnp.clip(t, 0.0, 1.0)
+  return t * t * (3.0 - 2.0 * t)
 
-  image01: (..., 3) sRGB in [0, 1] (values outside are clipped); t = (v - threshold) /
-  (1 - threshold) clipped to [0, 1], v = the pixel's largest channel, smoothstep(t) = t^2 (3 - 2t)
-  (C1: no kink where the boost starts or saturates). One factor for all three channels, so the
-  hue of a clipped light is kept. Returns (...,) float; differentiable in image01 and gain.
+
+def highlight_boost(image01, *, gain, threshold=PHOTO_HIGHLIGHT_THRESHOLD, coc_radius_px=None):
+  """Per-pixel radiance factor of highlight recovery: 1 + gain * level * defocus, in [1, 1 + gain].
+
+  image01: (..., 3) sRGB in [0, 1] (values outside are clipped). level = smoothstep((v -
+  threshold) / (1 - threshold)), v = the pixel's largest channel; smoothstep(t) = t^2 (3 - 2t) on
+  t clipped to [0, 1] (C1: no kink where the boost starts or saturates). One factor for all three
+  channels, so the hue of a clipped light is kept. coc_radius_px: (...) the pixel's own blur
+  radius in px (signed or not), or None (every pixel treated as defocused); defocus =
+  smoothstep((|r| - HIGHLIGHT_SHARP_PX) / (HIGHLIGHT_BLURRED_PX - HIGHLIGHT_SHARP_PX)), 0 up to
+  0.5 px and 1 from 2 px: a pixel that nothing blurs keeps its value (a boosted in-focus pixel
+  would only clip brighter), a defocused clipped light becomes a bright disc. Returns (...,)
+  float; differentiable in image01, gain and coc_radius_px.
   """
   v = jnp.max(jnp.clip(image01, 0.0, 1.0), axis=-1)
-  t = jnp.clip((v - threshold) / (1.0 - threshold), 0.0, 1.0)
-  return 1.0 + gain * (t * t * (3.0 - 2.0 * t))
+  level = _smoothstep((v - threshold) / (1.0 - threshold))
+  if coc_radius_px is not None:
+    level = level * _smoothstep((jnp.abs(coc_radius_px) - HIGHLIGHT_SHARP_PX)
+                                / (HIGHLIGHT_BLURRED_PX - HIGHLIGHT_SHARP_PX))
+  return 1.0 + gain * level
 
 
-def recover_highlights(image01, *, gain, threshold=PHOTO_HIGHLIGHT_THRESHOLD):
+def recover_highlights(image01, *, gain, threshold=PHOTO_HIGHLIGHT_THRESHOLD,
+                       coc_radius_px=None):
   """Linear radiance with clipped highlights raised: srgb_to_linear(image01) * highlight_boost.
 
-  image01: (..., 3) sRGB in [0, 1]. Returns (..., 3) linear light >= 0; a pixel's radiance is
-  raised by a factor in [1, 1 + gain] (1 below `threshold`, 1 + gain at white), so a clipped
-  light's energy is recovered up to 1 + gain times its clipped value. gain 0 returns the plain
-  linearised image.
+  image01: (..., 3) sRGB in [0, 1]; coc_radius_px: (...) the pixels' blur radii in px, or None
+  (all treated as defocused; see `highlight_boost`). Returns (..., 3) linear light >= 0; a pixel's
+  radiance is raised by a factor in [1, 1 + gain] (1 below `threshold` or within 0.5 px of focus,
+  1 + gain at white blurred by >= 2 px), so a clipped light's energy is recovered up to 1 + gain
+  times its clipped value. gain 0 returns the plain linearised image.
   """
   lin = srgb_to_linear(jnp.clip(image01, 0.0, 1.0))
-  return lin * highlight_boost(image01, gain=gain, threshold=threshold)[..., None]
+  boost = highlight_boost(image01, gain=gain, threshold=threshold, coc_radius_px=coc_radius_px)
+  return lin * boost[..., None]
 
 
 # ----------------------------------------------------------------------------- layer plan
@@ -171,10 +195,12 @@ def _check_layers(num_layers, max_radius):
 
 def _layer_factor(radius, method):
   """Downsampling factor (1, 2, 4 or 8) at which a layer of this |radius| is blurred: 'pyramid'
-  keeps f <= |radius| / _CRISP_RATIO, since resampling softens a disc's rim over ~1.65 f px
-  (a 10%-90% rise of at most ~7% of the radius: crisp bokeh)."""
+  halves the resolution from _HALF_RES_RADIUS px on and keeps f <= |radius| / _CRISP_RATIO
+  beyond; with Catmull-Rom upsampling a disc's rim keeps a 10%-90% rise of 2.9 px at f = 2
+  (16-63 px), ~5.9 px at f = 4, ~9 px at f = 8: under ~9% of the radius (crisp bokeh)."""
   f = 1
-  if method == "pyramid":
+  if method == "pyramid" and abs(radius) >= _HALF_RES_RADIUS:
+    f = 2
     while f < _MAX_FACTOR and abs(radius) / (2 * f) >= _CRISP_RATIO:
       f *= 2
   return f
@@ -254,6 +280,41 @@ def _upsample(x, f):
   if f == 1:
     return x
   return _upsample_axis(_upsample_axis(x, f, 1), f, 2)
+
+
+def _catmull_rom(t):
+  """Weights of the taps at -1, 0, 1, 2 for a sample at offset t in [0, 1) (Keys cubic, a = -0.5:
+  sums to 1 and reproduces quadratics, so it adds no variance)."""
+  t2, t3 = t * t, t * t * t
+  return (-0.5 * t3 + t2 - 0.5 * t, 1.5 * t3 - 2.5 * t2 + 1.0, -1.5 * t3 + 2.0 * t2 + 0.5 * t,
+          0.5 * t3 - 0.5 * t2)
+
+
+def _upsample_axis_cubic(x, f, axis):
+  """Catmull-Rom upsampling by integer f along `axis` (half-pixel centres, edges clamped)."""
+  n = x.shape[axis]
+  first = jax.lax.slice_in_dim(x, 0, 1, axis=axis)
+  last = jax.lax.slice_in_dim(x, n - 1, n, axis=axis)
+  xp = jnp.concatenate([first, first, x, last, last], axis=axis)   # x[j] is xp[j + 2].
+  phases = []
+  for p in range(f):
+    t = (p + 0.5) / f - 0.5
+    base = math.floor(t)               # Taps at j + base - 1 .. j + base + 2.
+    taps = [jax.lax.slice_in_dim(xp, base + 1 + m, base + 1 + m + n, axis=axis)
+            for m in range(4)]
+    phases.append(sum(wt * tap for wt, tap in zip(_catmull_rom(t - base), taps)))
+  y = jnp.stack(phases, axis=axis + 1)
+  shape = list(x.shape)
+  shape[axis] = n * f
+  return y.reshape(shape)
+
+
+def _upsample_sharp(x, f):
+  """Catmull-Rom upsampling of (C, h, w) by an integer factor f (for blurred layers: a disc's rim
+  stays crisper than bilinear's ~1.65 f px rise; it may ring by a few % next to the rim)."""
+  if f == 1:
+    return x
+  return _upsample_axis_cubic(_upsample_axis_cubic(x, f, 1), f, 2)
 
 
 # ----------------------------------------------------------------------------- kernels
@@ -382,8 +443,8 @@ def _render_one(image, s, *, radii, method, highlight=None, aperture=(0, 0.0)):
   if highlight is None:
     lin = srgb_to_linear(jnp.clip(image, 0.0, 1.0))
   else:
-    lin = recover_highlights(image, gain=highlight[0], threshold=highlight[1])
-  lin = jnp.pad(jnp.moveaxis(lin, -1, 0), ((0, 0),) + pad)
+    lin = recover_highlights(image, gain=highlight[0], threshold=highlight[1], coc_radius_px=s)
+  lin = jnp.pad(_channels_first(lin), ((0, 0),) + pad)
   inside = jnp.pad(jnp.ones((h, w), s.dtype), pad)
   s = jnp.pad(s, pad)
   weights, u, knots = _layer_weights(s, radii)
@@ -402,8 +463,10 @@ def _render_one(image, s, *, radii, method, highlight=None, aperture=(0, 0.0)):
   for k, radius in enumerate(radii):
     f = factors[k]
     layer = layers[k][:4] + layers[k][4:] * fills[k]
-    # Box-down + bilinear-up add a variance of f^2 / 4 per axis; a disc adds r^2 / 4.
-    r_low = math.sqrt(max(radius * radius - f * f, 0.25 * radius * radius)) / f
+    # A disc adds a variance of r^2 / 4 per axis; box-down (f^2 - 1) / 12, Catmull-Rom-up none.
+    # The radius is shrunk by at least 1 px^2 (the renderer's full-resolution convention).
+    shrink = max(1.0, (f * f - 1) / 3.0)
+    r_low = math.sqrt(max(radius * radius - shrink, 0.25 * radius * radius)) / f
     # At 1/f resolution the rim stays one full-resolution pixel wide (1/f px here): the
     # resampling softens it enough.
     layer = _blur(layer, r_low, method, aperture, ramp=1.0 / f)
@@ -413,6 +476,14 @@ def _render_one(image, s, *, radii, method, highlight=None, aperture=(0, 0.0)):
   rgb = rgba[:3] / jnp.maximum(rgba[3:], COVERAGE_EPS)
   rgb = linear_to_srgb(jnp.maximum(rgb, 0.0))[:, :h, :w]
   return jnp.clip(jnp.moveaxis(rgb, 0, -1), 0.0, 1.0)
+
+
+def _channels_first(x):
+  """(H, W, C) -> (C, H, W), exactly, written as a reduction against the identity: XLA:CPU then
+  computes it once, where a plain transpose is fused into (and re-read, strided, by) every
+  layer that uses it (~0.15 CPU-s per 1024x768 frame with 17 layers)."""
+  eye = jnp.eye(x.shape[-1], dtype=x.dtype)
+  return jnp.sum(x[None] * eye[:, None, None, :], axis=-1)
 
 
 def _hidden_fill(layers, factors, s, inside, radii, method):
@@ -513,11 +584,11 @@ def _composite(layers):
   near = acc[3:]
   for layer, f in layers[split:-1][::-1]:
     if f < f_acc:   # Never coarser: within layers[split:], factors only shrink towards focus.
-      state = _upsample(jnp.concatenate([acc, near]), f_acc // f)
+      state = _upsample_sharp(jnp.concatenate([acc, near]), f_acc // f)
       acc, near, f_acc = state[:4], state[4:], f
     acc = acc + jnp.maximum(1.0 - near, 0.0) * layer
     near = near + layer[3:]
-  acc, near = _upsample(acc, f_acc), _upsample(near, f_acc)
+  acc, near = _upsample_sharp(acc, f_acc), _upsample_sharp(near, f_acc)
   return acc if split == 0 else acc + _add_behind(layers[:split], near)
 
 
@@ -550,8 +621,8 @@ def _add_behind(layers, near):
       sums.append((part, f))
   total, f_t = sums[-1]
   for part, f in sums[-2::-1]:
-    total, f_t = _upsample(total, f_t // f) + part, f
-  return u * _upsample(total, f_t)
+    total, f_t = _upsample_sharp(total, f_t // f) + part, f
+  return u * _upsample_sharp(total, f_t)
 
 
 def render_disparity(image, disparity, *, focus_disparity, blur_scale_px,

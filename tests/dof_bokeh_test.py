@@ -67,6 +67,25 @@ def test_clipped_light_becomes_disc_with_at_least_its_true_energy():
   assert inner.min() > 0.85 * inner.max()
 
 
+def test_recovery_leaves_pixels_on_the_focal_plane_alone():
+  # Flat patches in focus (|CoC| < 0.5 px, so up to 8% of each pixel sits on a 6-px layer):
+  # near-white 247, clipped white, grey; checked >= 7 px inside each, where that blur sees one
+  # colour. (That defocused clipped lights still become bright discs is checked above.)
+  image = np.zeros((H, W, 3), np.float32)
+  for i, v in enumerate((247 / 255, 1.0, 0.4)):
+    image[:, 32 * i: 32 * i + 32] = v
+  s = np.random.default_rng(3).uniform(-0.49, 0.49, (H, W)).astype(np.float32)
+  on = np.asarray(_render(image, s, highlight_gain=GAIN))
+  inside = np.zeros((H, W), bool)
+  for i in range(3):
+    inside[7:-7, 32 * i + 7: 32 * i + 25] = True
+  np.testing.assert_allclose(on[inside], image[inside], atol=1 / 255)
+  # The boost ramps smoothly from 0 at 0.5 px of blur to the full gain at 2 px.
+  r = jnp.linspace(-3.0, 3.0, 61)
+  boost = np.asarray(dof.highlight_boost(jnp.ones(r.shape + (3,)), gain=GAIN, coc_radius_px=r))
+  assert np.all(boost[np.abs(r) <= 0.5] == 1.0) and np.all(boost[np.abs(r) >= 2.0] == 1 + GAIN)
+
+
 def test_boost_curve_is_smooth_and_bounded():
   v = jnp.linspace(0.0, 1.0, 101)
   image = jnp.stack([v, 0.5 * v, 0.1 * v], axis=-1)   # The largest channel drives the boost.
@@ -281,7 +300,7 @@ def _rise_width(profile):
   return cross(0.9) - cross(0.1)
 
 
-@pytest.mark.parametrize("radius,factor,max_rise", [(32.0, 1, 3.0), (48.0, 2, 4.0)])
+@pytest.mark.parametrize("radius,factor,max_rise", [(32.0, 2, 3.0), (48.0, 2, 4.0)])
 def test_large_discs_keep_crisp_rims_with_the_default_method(radius, factor, max_rise):
   # Layers at 0, 16, 32, 48 px; the image is wide enough that the disc's coverage is 1 everywhere
   # on it (nearer to the border, normalising by coverage rightly brightens the blur).

@@ -43,8 +43,8 @@ def test_blur_scale_matches_thin_lens_example():
 
 def test_layer_plan():
   np.testing.assert_allclose(dof.layer_radii(LAYERS, MAX_RADIUS), [-16, -8, 0, 8, 16])
-  assert [dof._layer_factor(r, "pyramid") for r in (0, 16, 47, 48, 96, 192, 400)] == [
-      1, 1, 1, 2, 4, 8, 8]
+  assert [dof._layer_factor(r, "pyramid") for r in (0, 15, 16, 63, 64, 127, 128, 400)] == [
+      1, 1, 2, 2, 4, 4, 8, 8]
   assert [dof._layer_factor(r, m) for r in (8, 16) for m in ("fft", "direct")] == [1] * 4
   assert dof.preview_settings(W) == (W / 8, round(W / 16))
   with pytest.raises(ValueError, match="odd integer"):
@@ -67,7 +67,7 @@ def test_constant_image_stays_constant(method):
   np.testing.assert_allclose(out, image, atol=2e-4)
 
 
-@pytest.mark.parametrize("radius,method,factor", [(8.0, "fft", 1), (16.0, "pyramid", 1)])
+@pytest.mark.parametrize("radius,method,factor", [(8.0, "fft", 1), (16.0, "pyramid", 2)])
 def test_point_light_becomes_flat_disc_with_energy_kept(radius, method, factor):
   cy, cx = H // 2, W // 2
   lin = np.zeros((H, W, 3), np.float32)
