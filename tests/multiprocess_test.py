@@ -129,8 +129,14 @@ def test_two_processes_train_like_one(synthetic_data_dir, tmp_path):
   config = _config(synthetic_data_dir)
   reference = _flat(_reference_state(config))
   assert reference.keys() == held[0].keys()
+  # Reductions in another order differ by float32 rounding. Adam turns a gradient that is
+  # rounding noise into a step of up to the learning rate, either way: so nearly every element
+  # must agree tightly, and every element within two full steps per step taken.
+  bound = 2 * STEPS * config.learning_rate
   for name, value in reference.items():
-    np.testing.assert_allclose(held[0][name], value, atol=2e-5, rtol=1e-5, err_msg=name)
+    diff = np.abs(np.asarray(held[0][name], np.float64) - value)
+    loose = diff > 2e-5 + 1e-5 * np.abs(value)
+    assert loose.mean() <= 1e-3 and diff.max() <= bound, (name, loose.sum(), diff.max())
 
   # One checkpoint, written collectively, that a single process restores.
   assert sorted(p.name for p in (workdir / "checkpoints").iterdir()) == [str(STEPS)]
