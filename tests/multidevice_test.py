@@ -52,6 +52,18 @@ def _assert_trees_close(a, b, atol):
   assert worst <= atol, worst
 
 
+def _assert_params_close(a, b, learning_rate):
+  """Parameters after STEPS Adam steps from one start, reduced in another order: float32
+  rounding of a gradient that is itself rounding noise can move Adam's step by up to the
+  learning rate either way, so nearly every element must agree to PARAM_ATOL and every element
+  within two steps of the learning rate per step."""
+  la, lb = _leaves(a), _leaves(b)
+  assert len(la) == len(lb)
+  diffs = np.concatenate([np.abs(x - y).ravel() for x, y in zip(la, lb)])
+  assert (diffs > PARAM_ATOL).mean() <= 1e-3, (diffs > PARAM_ATOL).sum()
+  assert diffs.max() <= 2 * STEPS * learning_rate, diffs.max()
+
+
 def _max_diff(a, b):
   return max(float(np.abs(x - y).max()) for x, y in zip(_leaves(a), _leaves(b)))
 
@@ -115,8 +127,9 @@ def _assert_matches_reference(state, metrics, ref_state, ref_metrics):
   """Step count, both networks' parameters and BN statistics, and the losses match the
   single-device reference run to float32 tolerance."""
   assert int(state.step) == STEPS
-  _assert_trees_close(state.gen.params, ref_state.gen.params, PARAM_ATOL)
-  _assert_trees_close(state.disc.params, ref_state.disc.params, PARAM_ATOL)
+  lr = tiny.get_config().learning_rate
+  _assert_params_close(state.gen.params, ref_state.gen.params, lr)
+  _assert_params_close(state.disc.params, ref_state.disc.params, lr)
   _assert_trees_close(state.gen.batch_stats, ref_state.gen.batch_stats, STATS_ATOL)
   _assert_trees_close(state.disc.batch_stats, ref_state.disc.batch_stats, STATS_ATOL)
   for key in ("g_loss", "g_l1", "d_loss"):
