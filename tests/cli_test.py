@@ -90,6 +90,7 @@ def test_train_from_relative_workdir_logs_resumes_and_evaluates(tmp_path, synthe
   assert 0 < result["metrics"]["abs_rel"] < 10
 
 
+@pytest.mark.slow  # Trains twice in process.
 def test_ctrl_c_while_writing_samples_then_rerun_writes_them(tmp_path, synthetic_data_dir,
                                                             monkeypatch):
   """A Ctrl-C after the last step (while W/samples is written) stops cleanly as resumable, and

@@ -203,6 +203,7 @@ def trained_workdir(tmp_path_factory, synthetic_data_dir):
   return workdir
 
 
+@pytest.mark.slow  # Trains a model first (the CLI, tiny config).
 def test_render_with_depth_from_trained_workdir(tmp_path, trained_workdir):
   rng = np.random.default_rng(2)
   photo = (rng.random((H, W, 3)) * 90).astype(np.uint8)
