@@ -200,8 +200,8 @@ def test_train_and_evaluate_with_pmap(synthetic_data_dir, tmp_path):
 
 def test_logged_l1_is_the_global_masked_mean_under_pmap_for_every_arm(reference):
   """g_l1 is reported the same way whatever the arm: under pmap, with replicas holding
-  different numbers of valid pixels, the logged value is still the single-device masked mean
-  (for 'cgan' it is not part of the loss, but is logged)."""
+  different numbers of valid pixels, cgan's logged value (not part of its loss) is still the
+  single-device masked mean, as cgan_l1's is (checked in the tests above)."""
   _, _, batch, _, _ = reference
   batch = dict(batch)
   mask = np.array(batch["mask"])
