@@ -33,7 +33,7 @@ def _to_linear(x):
 def test_blur_scale_matches_thin_lens_example():
   k = dof.blur_scale_px(focus_distance_m=2.0, f_number=1.8, focal_length_mm=50.0,
                         sensor_width_mm=36.0, image_width_px=1024)
-  assert k == pytest.approx(20.26, abs=0.05)  # DESIGN.md section 7: "about 20 px per 1/m".
+  assert k == pytest.approx(20.26, abs=0.05)  # docs/design.md: "about 20 px per 1/m".
   f, n, zf, z = 0.05, 1.8, 2.0, 5.0
   diameter_px = f * f * abs(z - zf) / (n * z * (zf - f)) * 1024 / 0.036
   r = dof.coc_radius_px(z, focus_distance_m=zf, f_number=n, focal_length_mm=50.0,

@@ -21,8 +21,8 @@ is kept that of the pinhole camera, so a point at depth z is spread into a disc 
 
     c_px = A * fx * |1 / focus_distance_m - 1 / z|                         (`coc_diameter_px`)
 
-pixels: DESIGN.md's thin-lens formula with (z_f - f) replaced by z_f (sensor at distance f, no
-focus breathing). Renders are averaged in linear light; pinhole renders are clipped to [0, 1]
+pixels: the thin-lens formula of docs/design.md with (z_f - f) replaced by z_f (sensor at
+distance f, no focus breathing). Renders are averaged in linear light; pinhole renders are clipped to [0, 1]
 before averaging (a sensor that saturates per view), so the thin-lens render is exactly the
 aperture average of what `render_pinhole` returns, and an infinitely small aperture gives back
 the pinhole image exactly. No sub-pixel jitter is used, for the same reason.
