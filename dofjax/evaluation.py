@@ -8,6 +8,7 @@ from dofjax import config as config_lib
 from dofjax import metrics as metrics_lib
 from dofjax import parallel
 from dofjax import samples
+from dofjax import state as state_lib
 from dofjax import workdir as workdir_lib
 
 
@@ -67,7 +68,7 @@ def evaluate_checkpoint(config, workdir, split="test"):
   step, state = checkpointing.restore_for_inference(
       workdir, lambda: parallel.abstract_state(config, mesh))
   input_pipeline.prepare(config, input_pipeline.eval_dataset(config))
-  eval_rng = jax.random.split(jax.random.key(config.seed), 3)[2]
+  eval_rng = state_lib.run_keys(config)[2]
   metrics, _ = evaluate(state, config, split, parallel.compile_eval_step(config, mesh), mesh,
                         eval_rng, num_batches=-1)
   result = {"step": int(step), "split": split, "dataset": input_pipeline.eval_dataset(config),

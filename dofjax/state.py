@@ -56,6 +56,12 @@ def make_models(config, axis_name=None):
   return gen, disc
 
 
+def run_keys(config):
+  """The run's three random streams from config.seed: (init, train, eval) keys. Training,
+  evaluation and --mode=eval all derive theirs here, so a resumed run draws the same ones."""
+  return jax.random.split(jax.random.key(config.seed), 3)
+
+
 def _init_net(module, rng, x):
   variables = module.init({"params": rng, "dropout": rng}, x, train=False)
   params = variables["params"]

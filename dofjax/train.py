@@ -21,6 +21,7 @@ from dofjax import evaluation
 from dofjax import interrupts
 from dofjax import parallel
 from dofjax import samples
+from dofjax import state as state_lib
 from dofjax import steps
 from dofjax import summaries
 from dofjax import workdir as workdir_lib
@@ -39,6 +40,7 @@ class _Run:
   train_iter: Any = None
   training: Any = None
   eval_fn: Any = None
+  train_rng: Any = None
   eval_rng: Any = None
 
 
@@ -77,7 +79,7 @@ def _start(run):
   Returns (first step, state placed for the compiled step)."""
   from dofjax import input_pipeline
   config, progress = run.config, run.progress
-  init_rng, _, run.eval_rng = jax.random.split(jax.random.key(config.seed), 3)
+  init_rng, run.train_rng, run.eval_rng = state_lib.run_keys(config)
   start, state, data_state = checkpointing.restore_latest(
       run.manager, parallel.abstract_state(config, run.mesh), log=progress.message,
       move_unusable=True, config_changes=workdir_lib.model_config_changes(run.workdir, config))
@@ -108,10 +110,9 @@ def _loop(run, start, state, stop):
   """Steps from `start` to config.num_train_steps (or a stop request). Returns (state as one
   plain copy, what stopped it or None)."""
   config, total = run.config, run.config.num_train_steps
-  train_rng = jax.random.split(jax.random.key(config.seed), 3)[1]
   pending = None  # (step, metrics) not yet fetched: the host never waits on the newest step.
   for step in range(start, total):
-    state, metrics = run.training.step(state, next(run.train_iter), train_rng)
+    state, metrics = run.training.step(state, next(run.train_iter), run.train_rng)
     done = step + 1
     if pending is not None:
       _log_train(run, *pending, first=pending[0] == start + 1)
