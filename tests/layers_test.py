@@ -16,8 +16,8 @@ from dofjax import models
 
 @pytest.fixture()
 def fast_random_init():
-  """These tests draw many weight initialisations op by op; jax's non-partitionable threefry
-  (what state.create_train_state uses) compiles them several times faster on CPU."""
+  """jax's non-partitionable threefry (what state.create_train_state uses) compiles weight
+  initialisers several times faster on CPU."""
   with jax.threefry_partitionable(False):
     yield
 
@@ -161,8 +161,8 @@ def test_resolve_impl_auto_on_this_machine():
 
 def _model_outputs(module_cls, x, impl, dtype=jnp.float32, **kwargs):
   """(init variables (impl-independent), train-mode output, eval output, param grads)."""
-  init = module_cls(conv_impl="xla", **kwargs).init(
-      {"params": jax.random.key(0), "dropout": jax.random.key(1)}, x, train=False)
+  init = jax.jit(lambda rngs: module_cls(conv_impl="xla", **kwargs).init(rngs, x, train=False))(
+      {"params": jax.random.key(0), "dropout": jax.random.key(1)})
   module = module_cls(conv_impl=impl, dtype=dtype, **kwargs)
   rngs = {"dropout": jax.random.key(2)}
 

@@ -11,10 +11,15 @@ from dofjax import models
 
 @pytest.fixture(autouse=True)
 def _fast_random_init():
-  """These tests draw many weight initialisations op by op; jax's non-partitionable threefry
-  (what state.create_train_state uses) compiles them several times faster on CPU."""
+  """jax's non-partitionable threefry (what state.create_train_state uses) compiles weight
+  initialisers several times faster on CPU."""
   with jax.threefry_partitionable(False):
     yield
+
+
+def _init(module, rngs, x):
+  """module.init(rngs, x, train=False) as one compiled program (op by op costs twice the CPU)."""
+  return jax.jit(lambda r: module.init(r, x, train=False))(rngs)
 
 
 def _param_count(module, shape):
@@ -44,10 +49,10 @@ def test_patchgan_output_is_30x30_for_256_input():
 def _receptive_field(module, size, channels=4):
   """Width of the input region that influences the centre output logit (gradient support)."""
   x = jax.random.normal(jax.random.key(0), (1, size, size, channels))
-  variables = module.init(jax.random.key(1), x, train=False)
-  out_shape = module.apply(variables, x, train=False).shape
+  variables = _init(module, jax.random.key(1), x)
+  out_shape = jax.eval_shape(lambda x: module.apply(variables, x, train=False), x).shape
   cy, cx = out_shape[1] // 2, out_shape[2] // 2
-  grad = jax.grad(lambda x: module.apply(variables, x, train=False)[0, cy, cx, 0])(x)
+  grad = jax.jit(jax.grad(lambda x: module.apply(variables, x, train=False)[0, cy, cx, 0]))(x)
   support = np.nonzero(np.abs(np.asarray(grad[0])).sum(-1) > 0)
   return support[0].max() - support[0].min() + 1, support[1].max() - support[1].min() + 1
 
@@ -62,7 +67,7 @@ def test_patchgan_receptive_field_from_gradient_support(n_layers, expected):
 def test_generator_small_config_shapes_and_range():
   g = models.UNetGenerator(ngf=4, num_downs=5)
   x = jax.random.uniform(jax.random.key(0), (2, 32, 32, 3), minval=-1, maxval=1)
-  v = g.init({"params": jax.random.key(1), "dropout": jax.random.key(2)}, x, train=False)
+  v = _init(g, {"params": jax.random.key(1), "dropout": jax.random.key(2)}, x)
   y, _ = g.apply(v, x, train=True, rngs={"dropout": jax.random.key(3)}, mutable=["batch_stats"])
   assert y.shape == (2, 32, 32, 1)
   assert float(jnp.abs(y).max()) <= 1.0
@@ -70,7 +75,7 @@ def test_generator_small_config_shapes_and_range():
 
 def test_reference_initialisation_statistics():
   g = models.UNetGenerator(ngf=32, num_downs=5)
-  v = g.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)), train=False)
+  v = _init(g, jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
   kernel = np.asarray(v["params"]["down_2"]["kernel"])
   assert abs(kernel.std() - 0.02) < 0.002 and abs(kernel.mean()) < 0.002
   scale = np.asarray(v["params"]["down_norm_2"]["BatchNorm_0"]["scale"])
@@ -81,7 +86,7 @@ def test_reference_initialisation_statistics():
 
 def test_instance_norm_generator_has_biases_and_no_batch_stats():
   g = models.UNetGenerator(ngf=4, num_downs=5, norm="instance")
-  v = g.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)), train=False)
+  v = _init(g, jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
   assert "bias" in v["params"]["down_2"]
   assert "batch_stats" not in v
 
@@ -89,12 +94,15 @@ def test_instance_norm_generator_has_biases_and_no_batch_stats():
 def test_dropout_is_active_only_in_training():
   g = models.UNetGenerator(ngf=4, num_downs=6)
   x = jax.random.uniform(jax.random.key(0), (1, 64, 64, 3), minval=-1, maxval=1)
-  v = g.init(jax.random.key(1), x, train=False)
-  a = g.apply(v, x, train=False)
-  b = g.apply(v, x, train=False)
+  v = _init(g, jax.random.key(1), x)
+  evaluate = jax.jit(lambda v: g.apply(v, x, train=False))
+  a = evaluate(v)
+  b = evaluate(v)
   np.testing.assert_array_equal(a, b)
-  t1, _ = g.apply(v, x, train=True, rngs={"dropout": jax.random.key(2)}, mutable=["batch_stats"])
-  t2, _ = g.apply(v, x, train=True, rngs={"dropout": jax.random.key(3)}, mutable=["batch_stats"])
+  train = jax.jit(lambda v, r: g.apply(v, x, train=True, rngs={"dropout": r},
+                                       mutable=["batch_stats"])[0])
+  t1 = train(v, jax.random.key(2))
+  t2 = train(v, jax.random.key(3))
   assert float(jnp.abs(t1 - t2).max()) > 0
 
 

@@ -1,5 +1,7 @@
 """The pure train step: changes both networks, deterministic, reduces L1; arms; bad configs."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -32,9 +34,20 @@ def _config(arm="cgan_l1"):
   return c
 
 
-def _run(config, steps, seed=0, step=None):
+_COMPILED = {}
+
+
+def _step(config):
+  """The jitted train step of `config`, traced once per distinct config in this process."""
+  key = config.to_json()
+  if key not in _COMPILED:
+    _COMPILED[key] = jax.jit(functools.partial(steps_lib.train_step, config=config))
+  return _COMPILED[key]
+
+
+def _run(config, steps, seed=0):
   state = state_lib.create_train_state(config, jax.random.key(config.seed))
-  step = step or jax.jit(lambda s, b, r: steps_lib.train_step(s, b, r, config=config))
+  step = _step(config)
   batch = fixed_batch(config, seed)
   history = []
   for _ in range(steps):
@@ -51,9 +64,8 @@ def _max_abs_diff(a, b):
 def test_one_step_changes_both_networks_and_is_deterministic():
   config = _config("cgan_l1")
   state0 = state_lib.create_train_state(config, jax.random.key(0))
-  step = jax.jit(lambda s, b, r: steps_lib.train_step(s, b, r, config=config))
-  s1, m1 = _run(config, 1, step=step)
-  s2, m2 = _run(config, 1, step=step)
+  s1, m1 = _run(config, 1)
+  s2, m2 = _run(config, 1)
   assert _max_abs_diff(state0.gen.params, s1.gen.params) > 0
   assert _max_abs_diff(state0.disc.params, s1.disc.params) > 0
   assert _max_abs_diff(state0.gen.batch_stats, s1.gen.batch_stats) > 0
@@ -66,20 +78,15 @@ def test_one_step_changes_both_networks_and_is_deterministic():
   assert m1[0]["g_loss"] == pytest.approx(m1[0]["g_gan"] + 100.0 * m1[0]["g_l1"], rel=1e-5)
 
 
-def test_a_few_steps_on_a_fixed_batch_reduce_the_l1():
+def test_l1_arm_builds_no_discriminator_and_a_few_steps_reduce_the_l1():
   config = _config("l1")
   config.model.dropout_rate = 0.0
   config.num_train_steps = config.lr_constant_steps = 100
   config.learning_rate = 1e-3
-  _, history = _run(config, 15)
-  assert history[-1]["g_l1"] < 0.7 * history[0]["g_l1"]
-
-
-def test_l1_arm_builds_no_discriminator():
-  state = state_lib.create_train_state(_config("l1"), jax.random.key(0))
+  state, history = _run(config, 15)
   assert state.disc is None
-  _, history = _run(_config("l1"), 1)
   assert "d_loss" not in history[0] and "g_gan" not in history[0]
+  assert history[-1]["g_l1"] < 0.7 * history[0]["g_l1"]
 
 
 def test_cgan_arm_has_no_l1_in_its_loss():
@@ -93,8 +100,7 @@ def test_nonfinite_step_leaves_state_unchanged_and_reports_it():
   batch = fixed_batch(config)
   batch["target"] = batch["target"].copy()
   batch["target"][0, 5, 5, 0] = np.nan
-  new_state, metrics = jax.jit(lambda s, b, r: steps_lib.train_step(s, b, r, config=config))(
-      state, batch, jax.random.key(1))
+  new_state, metrics = _step(config)(state, batch, jax.random.key(1))
   assert int(metrics["nonfinite"]) == 1
   assert _max_abs_diff(state.gen.params, new_state.gen.params) == 0
   assert int(new_state.nonfinite_skips) == 1
