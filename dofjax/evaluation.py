@@ -31,10 +31,10 @@ def baseline_table(metrics) -> str:
           for label, key, better in _TABLE_ROWS if key in metrics]
   if not rows:
     return ""
-  lines = [f"{'':10s} {'model':>9s} {'model':>9s} {'constant':>9s}",
-           f"{'':10s} {'metric':>9s} {'median-sc':>9s} {'median-sc':>9s}"]
+  lines = [f"{'':10s} {'model':>14s} {'model':>14s} {'constant depth':>14s}",
+           f"{'':10s} {'metric depth':>14s} {'median-scaled':>14s} {'median-scaled':>14s}"]
   for label, better, values in rows:
-    cells = " ".join("        -" if v is None else f"{v:9.4f}" for v in values)
+    cells = " ".join(f"{'-':>14s}" if v is None else f"{v:14.4f}" for v in values)
     lines.append(f"{label:10s} {cells}  ({'higher' if better else 'lower'} is better)")
   return "\n".join(lines)
 

@@ -172,6 +172,6 @@ def test_mode_eval_on_a_folder_scores_model_and_constant(tmp_path, untrained_wor
   # The baseline over native-resolution frames is what numpy computes from the files.
   want = np.mean([_constant_d1_by_hand(d / 1000.0) for d in depths])
   assert abs(m["d1_const"] - want) < 1e-5, (m["d1_const"], want)
-  assert "constant" in proc.stdout and "median-sc" in proc.stdout, proc.stdout
+  assert "constant depth" in proc.stdout and "median-scaled" in proc.stdout, proc.stdout
   row = next(l for l in proc.stdout.splitlines() if l.startswith("delta1"))
-  assert f"{m['d1_const']:9.4f}" in row, row
+  assert row.split()[1:4] == [f"{m[k]:.4f}" for k in ("d1", "d1_median", "d1_const")], row
