@@ -84,3 +84,18 @@ def test_bad_setting_is_one_clear_error_naming_the_flag(field, value, message):
   with pytest.raises(errors.UserError, match=message) as info:
     config_lib.validate(config)
   assert f"--config.augment.{field}=" in str(info.value)
+
+
+def test_train_iterator_applies_the_config_to_photos_only(synthetic_data_dir):
+  def first_batch(**fields):
+    config = tiny.get_config()
+    config.data_dir = synthetic_data_dir
+    config.augment.update(fields)
+    iterator = input_pipeline.create_train_iterator(config, process_index=0, process_count=1)
+    return next(iterator), iterator.get_state()["fingerprint"]
+
+  (off, off_print), (on, on_print) = first_batch(), first_batch(**ALL_ON)
+  assert np.abs(on["image"] - off["image"]).mean() > 0.02
+  for key in ("depth", "target", "mask"):
+    np.testing.assert_array_equal(on[key], off[key])
+  assert "augment" not in off_print and on_print["augment"]["jpeg_quality_min"] == 20

@@ -175,3 +175,19 @@ def test_mode_eval_on_a_folder_scores_model_and_constant(tmp_path, untrained_wor
   assert "constant depth" in proc.stdout and "median-scaled" in proc.stdout, proc.stdout
   row = next(l for l in proc.stdout.splitlines() if l.startswith("delta1"))
   assert row.split()[1:4] == [f"{m[k]:.4f}" for k in ("d1", "d1_median", "d1_const")], row
+
+
+def test_motorcycle_export_is_a_pair_with_middlebury_depth(tmp_path, capsys):
+  from skimage import data  # pylint: disable=g-import-not-at-top
+  assert real_frames.main(["real_frames", str(tmp_path / "moto")]) == 0
+  assert "--config.eval_dataset=rgbd_folder" in capsys.readouterr().out
+  source = real_frames.FolderSource(str(tmp_path / "moto"))
+  assert len(source) == 1 and source.sizes == [(500, 741)]
+  example = source[0]
+  left, _, disparity = data.stereo_motorcycle()
+  np.testing.assert_array_equal(example["image"], left)
+  depth_mm = example["depth"][..., 0].astype(np.float64)
+  known = np.isfinite(disparity)
+  want = 193.001 * 994.978 / (disparity[known] + 31.086)   # Middlebury 2014 calibration.
+  np.testing.assert_allclose(depth_mm[known], want, atol=0.6)
+  assert (depth_mm[~known] == 0).all() and (~known).any()
