@@ -234,7 +234,7 @@ def _name(example):
 
 def train_example(example, rng, *, load_size, crop_size, flip, near, far, augment=None):
   """One decoded example -> jittered network arrays (see the module docstring); `augment` (an
-  `augment.Settings`, None = off) then changes the image's colours, not its depth."""
+  `augment.Settings`, None = off) then alters the photo (`augment.apply`), never the depth."""
   image, depth_mm = _checked(example)
   image, depth_mm = random_jitter(image, depth_mm, rng, load_size=load_size,
                                   crop_size=crop_size, flip=flip)
