@@ -59,6 +59,26 @@ def paper_config():
   c.depth_near_m = 0.5       # The inverse-depth code's range (dofjax.depth).
   c.depth_far_m = 10.0
   c.num_data_workers = 0     # grain worker processes; 0 = in the main process.
+  # eval_dataset='rgbd_folder' reads this folder of <name>_rgb.png + <name>_depth_mm.png real
+  # frames (dofjax.real_frames).
+  c.rgbd_dir = ml_collections.config_dict.placeholder(str)
+  # Photometric augmentation of the training photos (dofjax.augment): every probability 0 = off,
+  # as in the paper.
+  c.augment = ml_collections.ConfigDict()
+  c.augment.color_prob = 0.0
+  c.augment.brightness = 0.0
+  c.augment.contrast = 0.0
+  c.augment.saturation = 0.0
+  c.augment.hue = 0.0
+  c.augment.channel_gain = 0.0
+  c.augment.gamma_prob = 0.0
+  c.augment.gamma = 0.0
+  c.augment.blur_prob = 0.0
+  c.augment.blur_sigma = 0.0
+  c.augment.noise_prob = 0.0
+  c.augment.noise_std = 0.0
+  c.augment.jpeg_prob = 0.0
+  c.augment.jpeg_quality_min = 100
 
   # Model (docs/design.md, "Reference facts": unet_256 and the 70x70 PatchGAN).
   c.model = ml_collections.ConfigDict()

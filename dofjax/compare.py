@@ -44,11 +44,11 @@ BOOKKEEPING = frozenset({"step", "split", "valid", "num_pixels", "count", "learn
 # Training throughput, logged on the train lines (steps/s, higher is better): not a loss, so it
 # gets its own panel in losses.png.
 THROUGHPUT = summaries.THROUGHPUT_KEY
-# Arm-independent reference numbers: reported in a sentence under the table, not as columns.
-REFERENCE_METRICS = steps.THIN_LENS_FLOOR_KEYS
+# Arm-independent reference numbers: reported in sentences under the table, not as columns.
+REFERENCE_METRICS = steps.THIN_LENS_FLOOR_KEYS + metrics_lib.CONSTANT_KEYS
 # Metric columns, in this order first; anything else (the thin-lens bokeh variants, l1_code)
 # follows alphabetically.
-METRIC_ORDER = metrics_lib.DEPTH_KEYS + metrics_lib.BOUNDARY_KEYS + metrics_lib.BOKEH_KEYS
+METRIC_ORDER = metrics_lib.KEY_ORDER
 # Config entries that legitimately differ between the workdirs of one ablation.
 CONFIG_KEYS_EXPECTED_TO_DIFFER = frozenset({"seed", "loss.arm", "data_dir", "manual_dir"})
 
@@ -673,6 +673,7 @@ def _metrics_markdown(runs, summary, diffs):
         "the render from predicted depth (native resolution) with the exact thin-lens ground "
         "truth of the synthetic `dof` scenes. \"Numbers from\": test = `eval_test.json` "
         "(`--mode=eval`), last validation = the last validation line of `metrics.jsonl`.", "",
+        *_constant_sentence(runs),
         *_floor_sentence(runs),
         "## Runs", "", runs_table(runs), ""]
   if diffs:
@@ -707,12 +708,25 @@ def _figures_markdown(curves, loss_keys, samples, thin_lens, split):
   return md
 
 
-def _floor_sentence(runs):
-  """[markdown line, ''] on the renderer's own error against thin-lens ground truth, or []."""
-  values = {k: [r.final[k] for r in runs if k in r.final] for k in REFERENCE_METRICS}
+def _constant_sentence(runs):
+  """[markdown line, ''] on the constant-depth baseline of the evaluation frames, or []."""
+  shown = [k + metrics_lib.CONSTANT_SUFFIX for k in ("d1", "abs_rel", "rmse")]
+  values = {k: [r.final[k] for r in runs if k in r.final] for k in shown}
   if not all(values.values()):
     return []
-  psnr, ssim = (float(np.mean(values[k])) for k in REFERENCE_METRICS)
+  text = ", ".join(f"`{k}` {float(np.mean(values[k])):.4g}" for k in shown)
+  return [f"A constant depth map, median-scaled (every pixel the median true depth), scores "
+          f"{text} on the same frames: compare it with the arms' `*_median` columns (the "
+          "prediction median-scaled likewise); an arm that does not beat it has learnt no "
+          "relative depth.", ""]
+
+
+def _floor_sentence(runs):
+  """[markdown line, ''] on the renderer's own error against thin-lens ground truth, or []."""
+  values = {k: [r.final[k] for r in runs if k in r.final] for k in steps.THIN_LENS_FLOOR_KEYS}
+  if not all(values.values()):
+    return []
+  psnr, ssim = (float(np.mean(values[k])) for k in steps.THIN_LENS_FLOOR_KEYS)
   return [f"The same renderer fed the *true* depth scores {psnr:.2f} dB PSNR / {ssim:.4f} SSIM "
           "against the thin-lens ground truth (`thin_lens_floor_*`, the same for every arm): the "
           "renderer's own error, the best any depth prediction can reach in "

@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from dofjax import augment
 from dofjax import errors
 from dofjax import layers
 from dofjax import losses
@@ -87,6 +88,8 @@ def _check_batches(config) -> None:
 def validate(config: ml_collections.ConfigDict) -> None:
   """Raises UserError naming the first invalid config value and the flag that fixes it."""
   _check_datasets(config)
+  if config.get("augment") is not None:
+    augment.check_config(config.augment)
   losses.check_loss_config(config.loss)
   for field, allowed in (("parallelism", PARALLELISMS), ("test_time", TEST_TIMES),
                          ("on_nonfinite", ON_NONFINITE), ("compute_dtype", tuple(COMPUTE_DTYPES))):

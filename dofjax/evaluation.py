@@ -12,8 +12,31 @@ from dofjax import state as state_lib
 from dofjax import workdir as workdir_lib
 
 
-_GROUP_ORDER = ("code", "depth", "boundary", "bokeh", "thin_lens")
-_KEY_ORDER = metrics_lib.DEPTH_KEYS + metrics_lib.BOUNDARY_KEYS + metrics_lib.BOKEH_KEYS
+_GROUP_ORDER = ("code", "depth", "depth_median", "constant", "boundary", "bokeh", "thin_lens")
+_KEY_ORDER = metrics_lib.KEY_ORDER
+
+
+# Rows of `baseline_table`: (label, depth metric key, higher is better).
+_TABLE_ROWS = (("delta1", "d1", True), ("delta2", "d2", True), ("AbsRel", "abs_rel", False),
+               ("RMSE (m)", "rmse", False), ("RMSE log", "rmse_log", False))
+
+
+def baseline_table(metrics) -> str:
+  """The model against the constant-depth baseline, as text lines: one row per depth metric,
+  columns model (metric depth), model median-scaled, constant depth median-scaled (every pixel
+  the median true depth). `metrics`: an evaluation result {name: value}. '' when it has no
+  depth metrics."""
+  columns = ("", metrics_lib.MEDIAN_SCALED_SUFFIX, metrics_lib.CONSTANT_SUFFIX)
+  rows = [(label, better, [metrics.get(key + suffix) for suffix in columns])
+          for label, key, better in _TABLE_ROWS if key in metrics]
+  if not rows:
+    return ""
+  lines = [f"{'':10s} {'model':>14s} {'model':>14s} {'constant depth':>14s}",
+           f"{'':10s} {'metric depth':>14s} {'median-scaled':>14s} {'median-scaled':>14s}"]
+  for label, better, values in rows:
+    cells = " ".join(f"{'-':>14s}" if v is None else f"{v:14.4f}" for v in values)
+    lines.append(f"{label:10s} {cells}  ({'higher' if better else 'lower'} is better)")
+  return "\n".join(lines)
 
 
 def _key_order(key):

@@ -14,7 +14,8 @@ Per example (training, the Pix2Pix reference jitter):
      image_size the same way, so training and evaluation see the same geometry, and the whole
      field of view is kept;
   4. random crop image_size x image_size and random horizontal flip (config.random_flip), the
-     same for image and depth;
+     same for image and depth; then, if config.augment enables it, photometric augmentation of
+     the image alone (`dofjax.augment`);
   5. image -> float32 in [-1, 1]; target = depth.encode_depth(depth, depth_near_m, depth_far_m)
      (inverse-depth code, brighter = nearer); mask = depth.valid_mask(depth, far=depth_far_m).
 
@@ -23,6 +24,7 @@ into global arrays with `to_global_batch` (jax.make_array_from_process_local_dat
 """
 
 import argparse
+import dataclasses
 import functools
 import logging
 import math
@@ -35,15 +37,20 @@ import grain
 import numpy as np
 import tensorflow_datasets as tfds
 
+from dofjax import augment as augment_lib
 from dofjax import depth as depth_lib
 from dofjax import errors
+from dofjax import real_frames
 from dofjax.errors import DataError, UserError
 from tfds_diml import builders  # Registers the builders with TFDS.
 from tfds_diml import diml
 from tfds_diml import scenes
 
-# 'builder/config' of every dataset dofjax reads: diml/lr, diml/hr, synthetic_rgbd/tiny, ...
-KNOWN_DATASETS = builders.DATASETS
+# 'builder/config' of every TFDS dataset dofjax reads: diml/lr, diml/hr, synthetic_rgbd/tiny, ...
+TFDS_DATASETS = builders.DATASETS
+# Read straight from a folder (config.rgbd_dir), for evaluation only: `dofjax.real_frames`.
+EVAL_ONLY_DATASETS = (real_frames.DATASET,)
+KNOWN_DATASETS = TFDS_DATASETS + EVAL_ONLY_DATASETS
 TRAIN_KEYS = ("image", "depth", "target", "mask")
 EVAL_KEYS = TRAIN_KEYS + ("image_full", "depth_full", "example_mask")
 # Eval keys of datasets with thin-lens ground truth (synthetic_rgbd/dof*), see `thin_lens_arrays`.
@@ -60,10 +67,14 @@ def eval_dataset(config) -> str:
 
 
 def check_dataset(name, field: str = "dataset") -> str:
-  """Returns `name` if it is one of KNOWN_DATASETS; else UserError naming config.`field` and the
-  choices."""
+  """Returns `name` if config.`field` may name it: any of KNOWN_DATASETS for 'eval_dataset', a
+  TFDS one (not an EVAL_ONLY_DATASETS) otherwise; else UserError naming the field and choices."""
   if name not in KNOWN_DATASETS:
     raise UserError(f"{field}={name!r} is unknown; use one of {', '.join(KNOWN_DATASETS)}.")
+  if name in EVAL_ONLY_DATASETS and field != "eval_dataset":
+    raise UserError(f"{field}={name!r}: {name} is for evaluation only; train on one of "
+                    f"{', '.join(TFDS_DATASETS)} and pass --config.eval_dataset={name} "
+                    "--config.rgbd_dir=DIR.")
   return name
 
 
@@ -89,6 +100,9 @@ def prepare(config, dataset: Optional[str] = None) -> None:
   one process first (two processes preparing the same folder at once would race).
   """
   dataset = dataset or config.dataset
+  if dataset == real_frames.DATASET:  # Read from its folder on every use: only checked here.
+    folder_source(config)
+    return
   builder = get_builder(config, dataset)
   if builder.is_prepared():
     return
@@ -100,6 +114,16 @@ def prepare(config, dataset: Optional[str] = None) -> None:
     builder.download_and_prepare(download_config=download_config, file_format="array_record")
   except diml.ManualDataError as e:  # The one place DIML's bad-download errors become ours.
     raise DataError(str(e)) from e
+
+
+def folder_source(config):
+  """The `real_frames.FolderSource` of config.rgbd_dir (every frame read once and checked).
+  UserError (DataError) if rgbd_dir is unset or its frames are not usable."""
+  if not config.get("rgbd_dir"):
+    raise UserError(f"eval_dataset={real_frames.DATASET} reads the frames of config.rgbd_dir; set "
+                    f"--config.rgbd_dir=DIR (a folder of <name>{real_frames.RGB_SUFFIX} + "
+                    f"<name>{real_frames.DEPTH_SUFFIX} pairs).")
+  return real_frames.FolderSource(config.rgbd_dir)
 
 
 def check_split(builder, split: str, dataset: str) -> None:
@@ -118,8 +142,12 @@ def data_source(config, split: str, dataset: Optional[str] = None):
 
   Each example: image uint8 (H, W, 3), depth uint16 (H, W, 1) millimetres, scene/stem bytes;
   synthetic_rgbd/dof* also image_dof uint8 (H, W, 3) and the lens scalars (`thin_lens_arrays`).
+  rgbd_folder reads every frame of config.rgbd_dir whatever the split
+  (`real_frames.FolderSource`).
   """
   dataset = dataset or config.dataset
+  if dataset == real_frames.DATASET:
+    return folder_source(config)
   prepare(config, dataset)
   builder = get_builder(config, dataset)
   check_split(builder, split, dataset)
@@ -204,11 +232,13 @@ def _name(example):
   return f"{text(example.get('scene', '?'))}/{text(example.get('stem', '?'))}"
 
 
-def train_example(example, rng, *, load_size, crop_size, flip, near, far):
-  """One decoded example -> jittered network arrays (see the module docstring)."""
+def train_example(example, rng, *, load_size, crop_size, flip, near, far, augment=None):
+  """One decoded example -> jittered network arrays (see the module docstring); `augment` (an
+  `augment.Settings`, None = off) then alters the photo (`augment.apply`), never the depth."""
   image, depth_mm = _checked(example)
   image, depth_mm = random_jitter(image, depth_mm, rng, load_size=load_size,
                                   crop_size=crop_size, flip=flip)
+  image = augment_lib.apply(image, rng, augment)
   return network_arrays(image, depth_lib.millimetres_to_metres(depth_mm), near, far)
 
 
@@ -335,6 +365,7 @@ def create_train_iterator(config, *, process_index: Optional[int] = None,
   pi, pc = _process(process_index, process_count)
   local_batch = _local_batch_size(config.batch_size, pc, "batch_size")
   check_crop(config.image_size, config.load_size)
+  augment = augment_lib.from_config(config)
   source = data_source(config, config.train_split)
   if len(source) < pc:
     raise DataError(f"{config.dataset} split {config.train_split!r} has {len(source)} examples, "
@@ -343,7 +374,7 @@ def create_train_iterator(config, *, process_index: Optional[int] = None,
   transform = functools.partial(
       train_example, load_size=int(config.load_size), crop_size=int(config.image_size),
       flip=bool(config.random_flip), near=float(config.depth_near_m),
-      far=float(config.depth_far_m))
+      far=float(config.depth_far_m), augment=augment)
   ds = grain.MapDataset.source(source)[pi::pc]
   ds = ds.seed(seed).shuffle().repeat(None).random_map(transform)
   ds = ds.to_iter_dataset(_read_options(local_batch)).batch(local_batch, drop_remainder=True)
@@ -358,32 +389,38 @@ def create_train_iterator(config, *, process_index: Optional[int] = None,
       "num_examples": len(source), "image_size": int(config.image_size),
       "load_size": int(config.load_size), "random_flip": bool(config.random_flip),
   }
+  if augment is not None:  # Absent when off, so runs saved before augmentation existed match.
+    fingerprint["augment"] = dataclasses.asdict(augment)
   return TrainIterator(iter(ds), fingerprint)
 
 
-def _pad_like(example):
-  """An all-zero copy of an eval example with example_mask 0 (a padding slot)."""
-  return {k: np.zeros_like(v) for k, v in example.items()}
+def _padding(layout):
+  """An all-zero eval example of `layout` ({key: (shape, dtype)}): example_mask 0, a padding
+  slot."""
+  return {k: np.zeros(shape, dtype) for k, (shape, dtype) in layout.items()}
 
 
 class EvalIterable:
   """A finite, fixed-order eval split; iterate it as often as you like (fresh each time).
 
-  len() is the number of batches. The last batch is padded to full size (example_mask 0,
-  all other arrays zero) so every batch has the same shapes on every process.
+  len() is the number of batches. A batch that is not full is padded (example_mask 0, all other
+  arrays zero, shaped like the batch's first example) so every process holds the same shapes.
   """
 
-  def __init__(self, source, *, indices, local_batch, size, near, far, name):
+  def __init__(self, source, *, indices, pad_like, local_batch, size, near, far, name):
     self._source = source
-    self._indices = indices  # This process's slots, -1 = padding; len = batches * local_batch.
+    # This process's slots, -1 = padding; len = batches * local_batch. pad_like[i]: the example
+    # whose shapes slot i takes when it is padding (the first of its global batch).
+    self._slots = list(zip(indices, pad_like))
     self._local_batch = local_batch
     self._transform = functools.partial(eval_example, size=size, near=near, far=far)
     self._name = name
     self._reference = None
+    self._layouts = {}  # {example index: {key: (shape, dtype)}} of the batches' first examples.
     self._thin_lens_max_radius = None
 
   def __len__(self):
-    return len(self._indices) // self._local_batch
+    return len(self._slots) // self._local_batch
 
   def _reference_example(self):
     """The first example of the split, transformed: defines the (static) shapes."""
@@ -410,32 +447,64 @@ class EvalIterable:
       self._thin_lens_max_radius = int(math.ceil(largest))
     return self._thin_lens_max_radius
 
-  def _load(self, index):
-    reference = self._reference_example()
+  def _layout(self, index):
+    """{key: (shape, dtype)} of example `index` transformed: the shapes of its batch."""
+    if index not in self._layouts:
+      example = (self._reference_example() if index == 0
+                 else self._transform(self._source[int(index)]))
+      self._layouts[index] = {k: (np.shape(v), np.asarray(v).dtype) for k, v in example.items()}
+    return self._layouts[index]
+
+  def _load(self, slot):
+    index, like = slot
+    layout = self._layout(like)
     if index < 0:
-      return _pad_like(reference)
+      return _padding(layout)
     example = self._source[int(index)]
     out = self._transform(example)
-    if out["image_full"].shape != reference["image_full"].shape:
+    if out["image_full"].shape != layout["image_full"][0]:
       raise DataError(
           f"{self._name}: example {_name(example)} is {out['image_full'].shape[:2]} but the "
-          f"split's first frame is {reference['image_full'].shape[:2]}; evaluation batches "
-          "native-resolution frames, so every frame of an eval split must share one size.")
+          f"first frame of its batch is {layout['image_full'][0][:2]}; evaluation batches "
+          "native-resolution frames, so the frames of one batch must share one size: use "
+          "--config.eval_batch_size=1.")
     return out
 
   def __iter__(self) -> Iterator[Dict[str, np.ndarray]]:
-    ds = grain.MapDataset.source(self._indices).map(self._load)
+    ds = grain.MapDataset.source(self._slots).map(self._load)
     ds = ds.to_iter_dataset(_read_options(self._local_batch))
     return iter(ds.batch(self._local_batch, drop_remainder=True))
+
+
+def eval_batches(num_examples: int, global_batch: int, sizes=None):
+  """The examples of each global eval batch: a list of lists of global_batch indices, -1 =
+  padding. In order (batch k holds k*B .. k*B + B - 1) or, given `sizes` (each example's (H, W)),
+  one size per batch: the sizes in order of first appearance, each padded to full batches."""
+  if sizes is None:
+    groups = [list(range(num_examples))]
+  else:
+    by_size = {}
+    for i, size in enumerate(sizes):
+      by_size.setdefault(tuple(size), []).append(i)
+    groups = list(by_size.values())
+  batches = []
+  for group in groups:
+    for k in range(0, len(group), global_batch):
+      chunk = group[k:k + global_batch]
+      batches.append(chunk + [-1] * (global_batch - len(chunk)))
+  return batches
 
 
 def create_eval_iterator(config, split: str, *, process_index: Optional[int] = None,
                          process_count: Optional[int] = None) -> EvalIterable:
   """Finite iterable over `split` in a fixed order, for this process.
 
-  Global batch k holds examples k*B .. k*B + B - 1 (B = config.eval_batch_size); this process
-  gets its b = B // process_count consecutive slots of it. Stops after config.num_eval_batches
-  batches (-1 = the whole split; the last batch is padded). Keys: 'image', 'depth', 'target',
+  Global batch k holds examples k*B .. k*B + B - 1 (B = config.eval_batch_size) or, for a
+  folder of frames of several sizes (rgbd_folder), the next B frames of one size
+  (`eval_batches`); this process gets its b = B // process_count consecutive slots of it. Stops
+  after config.num_eval_batches batches (-1 = the whole split; short batches are padded). Batches
+  of different sizes have different shapes (the eval step compiles once per size). Keys: 'image',
+  'depth', 'target',
   'mask' (as in training, from the whole frame resized to S x S, no crop, no flip), plus
     'image_full'   (b, H, W, 3) float32 in [0, 1], native resolution;
     'depth_full'   (b, H, W, 1) float32 metres, native resolution, 0 = invalid;
@@ -448,13 +517,12 @@ def create_eval_iterator(config, split: str, *, process_index: Optional[int] = N
   local_batch = _local_batch_size(global_batch, pc, "eval_batch_size")
   dataset = eval_dataset(config)
   source = data_source(config, split, dataset)
-  num_batches = math.ceil(len(source) / global_batch)
+  batches = eval_batches(len(source), global_batch, getattr(source, "sizes", None))
   if config.num_eval_batches is not None and config.num_eval_batches >= 0:
-    num_batches = min(num_batches, int(config.num_eval_batches))
-  indices = [k * global_batch + pi * local_batch + j
-             for k in range(num_batches) for j in range(local_batch)]
-  indices = [i if i < len(source) else -1 for i in indices]
-  return EvalIterable(source, indices=indices, local_batch=local_batch,
+    batches = batches[:int(config.num_eval_batches)]
+  mine = [(batch[pi * local_batch + j], batch[0]) for batch in batches for j in range(local_batch)]
+  return EvalIterable(source, indices=[i for i, _ in mine], pad_like=[p for _, p in mine],
+                      local_batch=local_batch,
                       size=int(config.image_size), near=float(config.depth_near_m),
                       far=float(config.depth_far_m), name=f"{dataset}:{split}")
 
@@ -475,7 +543,7 @@ def main(argv=None):
   parser = argparse.ArgumentParser(prog="python -m dofjax.input_pipeline",
                                    description="Prepares a dataset (TFDS array_record).")
   parser.add_argument("--dataset", default="synthetic_rgbd/quickstart",
-                      help=f"one of {', '.join(KNOWN_DATASETS)}")
+                      help=f"one of {', '.join(TFDS_DATASETS)}")
   parser.add_argument("--data_dir", default=None, help="TFDS data dir (default: TFDS's)")
   parser.add_argument("--manual_dir", default=None, help="DIML download (see README)")
   args = parser.parse_args((sys.argv if argv is None else argv)[1:])

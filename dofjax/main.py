@@ -36,7 +36,12 @@ def main(argv):
     result = evaluation.evaluate_checkpoint(config, _WORKDIR.value, split="test")
     print(f"Test metrics at step {result['step']} written to {_WORKDIR.value}/eval_test.json:")
     for k, v in result["metrics"].items():
-      print(f"  {k:12s} {v:.4f}")
+      print(f"  {k:16s} {v:.4f}")
+    table = evaluation.baseline_table(result["metrics"])
+    if table:
+      print(f"\nThe model against a constant depth (median-scaled: each map scaled so its median "
+            f"matches the true depth's; the honest comparison on another camera's frames), "
+            f"{result['dataset']}:\n{table}")
   else:
     train.train_and_evaluate(config, _WORKDIR.value)
 

@@ -32,8 +32,19 @@ import jax
 import jax.numpy as jnp
 
 DEPTH_KEYS = ("abs_rel", "sq_rel", "rmse", "rmse_log", "log10", "silog", "d1", "d2", "d3")
+# The depth metrics after per-image median scaling (align='median'): the honest comparison when
+# the camera, and so the scale, differs from the training data's (real photos).
+MEDIAN_SCALED_SUFFIX = "_median"
+MEDIAN_SCALED_KEYS = tuple(k + MEDIAN_SCALED_SUFFIX for k in DEPTH_KEYS)
+# The constant-depth baseline: every pixel the median true depth, i.e. any constant depth map
+# median-scaled. A model that does not beat it in the median-scaled metrics has learnt no
+# relative depth. The same for every model evaluated on the same frames.
+CONSTANT_SUFFIX = "_const"
+CONSTANT_KEYS = tuple(k + CONSTANT_SUFFIX for k in DEPTH_KEYS)
 BOUNDARY_KEYS = ("dbe_acc", "dbe_comp")
 BOKEH_KEYS = ("bokeh_psnr", "bokeh_ssim")
+# The order metrics are listed in (eval results, reports); any other key follows by name.
+KEY_ORDER = DEPTH_KEYS + MEDIAN_SCALED_KEYS + CONSTANT_KEYS + BOUNDARY_KEYS + BOKEH_KEYS
 # Metrics where larger is better; every other metric in this module is an error (lower = better).
 HIGHER_IS_BETTER = frozenset({"d1", "d2", "d3", "bokeh_psnr", "bokeh_ssim", "psnr", "ssim"})
 ALIGN_MODES = (None, "median", "scale_shift", "scale_shift_disparity")
@@ -229,6 +240,28 @@ def finalize_sums(sums):
   out = {k: v / jnp.maximum(count, 1.0) for k, v in sums.items() if k != "count"}
   out["count"] = count
   return out
+
+
+def _suffixed(per_image, suffix):
+  """Depth metrics dict with `suffix` added to every DEPTH_KEYS entry ('valid', 'num_pixels'
+  unchanged)."""
+  return {k + suffix if k in DEPTH_KEYS else k: v for k, v in per_image.items()}
+
+
+def median_scaled_metrics_per_image(pred, gt, *, min_depth=1e-3, max_depth=10.0):
+  """`depth_metrics_per_image` with align='median', keys MEDIAN_SCALED_KEYS (+ 'valid',
+  'num_pixels'): pred, gt (N, H, W[, 1]) metres, gt 0 = invalid."""
+  return _suffixed(depth_metrics_per_image(pred, gt, min_depth=min_depth, max_depth=max_depth,
+                                           align="median"), MEDIAN_SCALED_SUFFIX)
+
+
+def constant_baseline_metrics_per_image(gt, *, min_depth=1e-3, max_depth=10.0):
+  """The depth metrics of the constant-depth baseline (every pixel the median valid true depth
+  of its image), keys CONSTANT_KEYS (+ 'valid', 'num_pixels'): gt (N, H, W[, 1]) metres,
+  0 = invalid."""
+  constant = jnp.ones_like(jnp.asarray(gt, jnp.float32))
+  return _suffixed(depth_metrics_per_image(constant, gt, min_depth=min_depth, max_depth=max_depth,
+                                           align="median"), CONSTANT_SUFFIX)
 
 
 def depth_metrics(pred, gt, *, min_depth=1e-3, max_depth=10.0, align=None, mask=None):

@@ -73,15 +73,10 @@ def read_image(path):
 
 
 def read_depth_mm(path):
-  """16-bit depth PNG in mm -> float32 metres (0 = invalid). UserError if unreadable."""
-  import cv2
-  raw = cv2.imread(path, cv2.IMREAD_UNCHANGED) if os.path.isfile(path) else None
-  if raw is None:
-    raise errors.UserError(f"cannot read the depth map {path!r}: missing or not an image.")
-  if raw.dtype != np.uint16 or raw.ndim != 2:
-    raise errors.UserError(f"the depth map {path!r} must be a single-channel 16-bit PNG in "
-                           f"millimetres; got {raw.dtype} with shape {raw.shape}.")
-  return depth_lib.millimetres_to_metres(raw)
+  """16-bit depth PNG in mm -> float32 metres (0 = invalid). UserError if unreadable or not a
+  single-channel 16-bit PNG (`real_frames.read_depth_png`)."""
+  from dofjax import real_frames
+  return depth_lib.millimetres_to_metres(real_frames.read_depth_png(path))
 
 
 def depth_from_stereo_disparity(disparity_px, *, focal_px, baseline_m, doffs_px=0.0):

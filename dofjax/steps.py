@@ -211,7 +211,8 @@ def eval_step(state, batch, rng, thin_lens_max_radius=None, *, config):
   """Per-batch sums of per-image metrics, grouped, and the predicted code.
 
   Depth and boundary metrics compare the prediction, resized to the native ground truth
-  ('depth_full'), with it. The bokeh metrics compare DoF renders at the network's resolution
+  ('depth_full'), with it; the depth metrics also median-scaled, and beside them the
+  constant-depth baseline's (`metrics.constant_baseline_metrics_per_image`). The bokeh metrics compare DoF renders at the network's resolution
   made with predicted and with true depth (same lens, same focus). With thin-lens ground truth in
   the batch (`thin_lens_max_radius`, static, set), also `thin_lens_metrics`.
   Returns ({group: metrics.sum_per_image dict (weighted by batch['example_mask'])},
@@ -226,6 +227,9 @@ def eval_step(state, batch, rng, thin_lens_max_radius=None, *, config):
   groups = {
       "code": _code_l1(code, batch),
       "depth": metrics_lib.depth_metrics_per_image(pred_full, gt_full, max_depth=far),
+      "depth_median": metrics_lib.median_scaled_metrics_per_image(pred_full, gt_full,
+                                                                  max_depth=far),
+      "constant": metrics_lib.constant_baseline_metrics_per_image(gt_full, max_depth=far),
       "boundary": metrics_lib.boundary_metrics_per_image(pred_full, gt_full, max_depth=far),
       "bokeh": _preview_bokeh(code, batch, config),
   }

@@ -19,12 +19,7 @@ import numpy as np
 
 from dofjax import errors
 from dofjax import render
-
-# Middlebury 2014 Motorcycle calibration (cam0 focal 3979.911 px, doffs 124.343 px, baseline
-# 193.001 mm at 2964 px wide), divided by 4 for the 741-px-wide images scikit-image bundles.
-FOCAL_PX = 3979.911 / 4
-DOFFS_PX = 124.343 / 4
-BASELINE_M = 0.193001
+from dofjax.real_frames import load_motorcycle  # pylint: disable=unused-import
 
 BIKE_PX = (420, 200)       # The tank, ~2.3 m.
 SHELVES_PX = (600, 80)     # Boxes on the shelf behind, ~3.6 m.
@@ -38,21 +33,6 @@ SHOTS = (
                                "--aperture_rotation_deg=15"]),
     ("bike_wide_nohighlights", BIKE_PX, ["--blur_scale_px=45", "--nohighlights"]),
 )
-
-
-def load_motorcycle(scale=1):
-  """Motorcycle (left view) downscaled by an integer `scale`: (sRGB (H, W, 3) float32 in [0, 1],
-  depth (H, W) float32 metres with 0 where the stereo match is missing)."""
-  from skimage import data  # Tooling only: never imported by dofjax.
-  left, _, disparity = data.stereo_motorcycle()
-  depth = render.depth_from_stereo_disparity(disparity, focal_px=FOCAL_PX,
-                                             baseline_m=BASELINE_M, doffs_px=DOFFS_PX)
-  image = left.astype(np.float32) / 255.0
-  if scale > 1:
-    h, w = depth.shape[0] // scale, depth.shape[1] // scale
-    image = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
-    depth = render.resize_depth(depth, h, w)
-  return image, depth
 
 
 def main(argv=None):

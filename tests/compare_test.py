@@ -251,6 +251,26 @@ def test_vocabulary_comes_from_the_losses_and_metrics_modules():
                                                 "thin_lens_floor_psnr", "steps_per_second",
                                                 "count")}])
   assert keys == ["rmse", "d1", "bokeh_psnr_thin_lens", "l1_code"]
+  for key in metrics.MEDIAN_SCALED_KEYS:
+    assert compare.higher_is_better(key) == (key[:-len("_median")] in metrics.HIGHER_IS_BETTER)
+
+
+def test_constant_baseline_is_a_sentence_and_median_scaled_metrics_are_columns(tmp_path):
+  """Real-frame evaluations: the model's *_median metrics get columns; the constant-depth
+  baseline, the same for every arm, is stated once under the table."""
+  ws = [make_workdir(str(tmp_path), arm, 0) for arm in ("l1", "cgan_l1")]
+  for w in ws:
+    path = os.path.join(w, "eval_test.json")
+    result = json.load(open(path))
+    result["metrics"].update(d1_median=0.6, abs_rel_median=0.2, d1_const=0.55,
+                             abs_rel_const=0.25, rmse_const=0.9)
+    json.dump(result, open(path, "w"))
+  compare.main(ws + ["--out", str(tmp_path / "report"), "--num_images", "0"])
+  md = open(tmp_path / "report" / "README.md").read()
+  assert "d1_median ↑" in md and "abs_rel_median ↓" in md, md
+  table = [line for line in md.split("## Runs")[0].splitlines() if line.startswith("|")]
+  assert table and not any("_const" in line for line in table), table
+  assert "`d1_const` 0.55, `abs_rel_const` 0.25, `rmse_const` 0.9" in md, md
 
 
 class _FakeEvalIterable:

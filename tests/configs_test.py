@@ -14,7 +14,13 @@ CONFIGS_DIR = os.path.join(ROOT, "configs")
 _PAPER_MODEL = {"ngf": 64, "ndf": 64, "num_downs": 8, "n_layers": 3, "norm": "batch",
                 "disc_norm": "batch", "dropout_rate": 0.5, "conv_impl": "auto"}
 _QUICK_MODEL = dict(_PAPER_MODEL, ngf=32, ndf=32, num_downs=7)
-_PAPER = {"dataset": "diml/lr", "eval_dataset": "", "image_size": 256, "load_size": 286,
+# Photometric augmentation: off (every probability 0) in every config file.
+_AUGMENT_OFF = {"color_prob": 0.0, "brightness": 0.0, "contrast": 0.0, "saturation": 0.0,
+                "hue": 0.0, "channel_gain": 0.0, "gamma_prob": 0.0, "gamma": 0.0,
+                "blur_prob": 0.0, "blur_sigma": 0.0, "noise_prob": 0.0, "noise_std": 0.0,
+                "jpeg_prob": 0.0, "jpeg_quality_min": 100}
+_PAPER = {"dataset": "diml/lr", "eval_dataset": "", "rgbd_dir": None, "augment": _AUGMENT_OFF,
+          "image_size": 256, "load_size": 286,
           "batch_size": 1, "eval_batch_size": 1, "num_train_steps": 300_000,
           "lr_constant_steps": 150_000, "eval_every_steps": 5_000, "compute_dtype": "float32",
           "parallelism": "jit", "loss.arm": "cgan_l1", "model": _PAPER_MODEL}
@@ -53,7 +59,7 @@ def test_config_resolves_to_its_documented_values(name, arg):
     got = c
     for part in key.split("."):
       got = got[part]
-    if key == "model":
+    if key in ("model", "augment"):
       got = got.to_dict()
     assert got == want, (name, arg, key)
 
