@@ -11,8 +11,11 @@ so code = +1 at `near` metres (bright = near) and -1 at `far` metres. Inverse de
 circle of confusion is linear in (docs/design.md, "Units and conventions"), so an L1 loss on
 this code is an L1 loss on defocus blur, and a colour map of it reads like the depth maps photographers expect.
 
-Every function here accepts numpy or jax arrays (it only uses arithmetic and `.clip`).
+Every function here accepts numpy or jax arrays (it only uses arithmetic and `.clip`), except
+`resize_in_disparity` (numpy, OpenCV).
 """
+
+import numpy as np
 
 from tfds_diml.storage import INVALID_MM_AT_OR_ABOVE  # pylint: disable=unused-import
 from tfds_diml.storage import metres_to_millimetres  # pylint: disable=unused-import
@@ -41,3 +44,15 @@ def decode_depth(code, near=DEFAULT_NEAR_M, far=DEFAULT_FAR_M):
   inv_near, inv_far = 1.0 / near, 1.0 / far
   inv_z = (code.clip(-1.0, 1.0) + 1.0) * 0.5 * (inv_near - inv_far) + inv_far
   return 1.0 / inv_z
+
+
+def resize_in_disparity(depth_m, height, width):
+  """Resamples a photo's depth map (H, W) metres, 0 = invalid, to (height, width) float32 metres,
+  interpolating disparity (bilinear) over the valid pixels; numpy only."""
+  import cv2
+  valid = (depth_m > 0).astype(np.float32)
+  disp = np.where(depth_m > 0, 1.0 / np.maximum(depth_m, 1e-6), 0.0).astype(np.float32)
+  num = cv2.resize(disp, (width, height), interpolation=cv2.INTER_LINEAR)
+  den = cv2.resize(valid, (width, height), interpolation=cv2.INTER_LINEAR)
+  out = np.where(den > 0.5, num / np.maximum(den, 1e-6), 0.0)
+  return np.where(out > 0, 1.0 / np.maximum(out, 1e-6), 0.0).astype(np.float32)

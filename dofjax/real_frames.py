@@ -23,6 +23,7 @@ import sys
 import cv2
 import numpy as np
 
+from dofjax import depth as depth_lib
 from dofjax import errors
 from dofjax.errors import DataError
 
@@ -125,26 +126,40 @@ class FolderSource:
 # scikit-image's Motorcycle (tooling: scikit-image is not a run-time dependency).
 
 
+def depth_from_stereo_disparity(disparity_px, *, focal_px, baseline_m, doffs_px=0.0):
+  """Metric depth of a rectified stereo pair: z = focal_px * baseline_m / (d + doffs_px).
+
+  Args:
+    disparity_px: (H, W) disparity in pixels; non-finite values (e.g. inf = unmatched) are invalid.
+    focal_px: focal length in pixels; baseline_m: camera baseline in metres; doffs_px: the
+      x-offset of the two principal points (Middlebury's `doffs`), in pixels.
+  Returns:
+    (H, W) float32 depth in metres, 0 where invalid.
+  """
+  d = np.asarray(disparity_px, np.float64) + doffs_px
+  ok = np.isfinite(d) & (d > 0)
+  return np.where(ok, focal_px * baseline_m / np.where(ok, d, 1.0), 0.0).astype(np.float32)
+
+
 def load_motorcycle(scale=1):
   """Middlebury 2014 "Motorcycle" (left view, 741x500, as bundled by scikit-image) downscaled by
   an integer `scale`: (sRGB (H, W, 3) float32 in [0, 1], depth (H, W) float32 metres from the
   left disparity with the dataset's calibration, 0 where the stereo match is unknown).
   UserError if scikit-image is not installed."""
-  from dofjax import render  # pylint: disable=g-import-not-at-top
   try:
     from skimage import data  # pylint: disable=g-import-not-at-top
   except ImportError as e:
     raise errors.UserError("the Motorcycle photo comes with scikit-image; install it with "
                            "pip install scikit-image.") from e
   left, _, disparity = data.stereo_motorcycle()
-  depth = render.depth_from_stereo_disparity(disparity, focal_px=MOTORCYCLE_FOCAL_PX,
+  depth = depth_from_stereo_disparity(disparity, focal_px=MOTORCYCLE_FOCAL_PX,
                                              baseline_m=MOTORCYCLE_BASELINE_M,
                                              doffs_px=MOTORCYCLE_DOFFS_PX)
   image = left.astype(np.float32) / 255.0
   if scale > 1:
     h, w = depth.shape[0] // scale, depth.shape[1] // scale
     image = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
-    depth = render.resize_depth(depth, h, w)
+    depth = depth_lib.resize_in_disparity(depth, h, w)
   return image, depth
 
 

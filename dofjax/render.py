@@ -79,32 +79,6 @@ def read_depth_mm(path):
   return depth_lib.millimetres_to_metres(real_frames.read_depth_png(path))
 
 
-def depth_from_stereo_disparity(disparity_px, *, focal_px, baseline_m, doffs_px=0.0):
-  """Metric depth of a rectified stereo pair: z = focal_px * baseline_m / (d + doffs_px).
-
-  Args:
-    disparity_px: (H, W) disparity in pixels; non-finite values (e.g. inf = unmatched) are invalid.
-    focal_px: focal length in pixels; baseline_m: camera baseline in metres; doffs_px: the
-      x-offset of the two principal points (Middlebury's `doffs`), in pixels.
-  Returns:
-    (H, W) float32 depth in metres, 0 where invalid.
-  """
-  d = np.asarray(disparity_px, np.float64) + doffs_px
-  ok = np.isfinite(d) & (d > 0)
-  return np.where(ok, focal_px * baseline_m / np.where(ok, d, 1.0), 0.0).astype(np.float32)
-
-
-def resize_depth(depth_m, height, width):
-  """Resamples depth (0 = invalid) to height x width, interpolating disparity over valid pixels."""
-  import cv2
-  valid = (depth_m > 0).astype(np.float32)
-  disp = np.where(depth_m > 0, 1.0 / np.maximum(depth_m, 1e-6), 0.0).astype(np.float32)
-  num = cv2.resize(disp, (width, height), interpolation=cv2.INTER_LINEAR)
-  den = cv2.resize(valid, (width, height), interpolation=cv2.INTER_LINEAR)
-  out = np.where(den > 0.5, num / np.maximum(den, 1e-6), 0.0)
-  return np.where(out > 0, 1.0 / np.maximum(out, 1e-6), 0.0).astype(np.float32)
-
-
 def fill_invalid(depth_m):
   """Fills invalid (0) depth with the farther of its nearest valid neighbours.
 
@@ -197,7 +171,7 @@ def predict_depth(workdir, image01):
   depth_m = np.asarray(predict(image01), np.float32)
   h, w = image01.shape[:2]
   if depth_m.shape != (h, w):
-    depth_m = resize_depth(depth_m, h, w)
+    depth_m = depth_lib.resize_in_disparity(depth_m, h, w)
   return depth_m
 
 
@@ -295,7 +269,7 @@ def main(argv=None):
         raise errors.UserError(
             f"the depth map is {depth_m.shape[1]}x{depth_m.shape[0]} but the photo is {w}x{h}; "
             "pass --resize_depth to resample it.")
-      depth_m = resize_depth(depth_m, h, w)
+      depth_m = depth_lib.resize_in_disparity(depth_m, h, w)
   else:
     depth_m = predict_depth(args.workdir, image)
 

@@ -212,8 +212,9 @@ def eval_step(state, batch, rng, thin_lens_max_radius=None, *, config):
 
   Depth and boundary metrics compare the prediction, resized to the native ground truth
   ('depth_full'), with it; the depth metrics also median-scaled, and beside them the
-  constant-depth baseline's (`metrics.constant_baseline_metrics_per_image`). The bokeh metrics compare DoF renders at the network's resolution
-  made with predicted and with true depth (same lens, same focus). With thin-lens ground truth in
+  constant-depth baseline's (`metrics.constant_baseline_metrics_per_image`). The bokeh metrics
+  compare DoF renders at the network's resolution made with predicted and with true depth (same
+  lens, same focus). With thin-lens ground truth in
   the batch (`thin_lens_max_radius`, static, set), also `thin_lens_metrics`.
   Returns ({group: metrics.sum_per_image dict (weighted by batch['example_mask'])},
   predicted code (N,S,S,1)). Accumulate groups over batches and finish with

@@ -13,6 +13,7 @@ import tempfile
 
 import numpy as np
 
+from dofjax import depth as depth_lib
 from dofjax import dof
 from dofjax import errors
 from dofjax import render
@@ -81,7 +82,7 @@ def read_depth_bytes(data, photo_hw, resample=False, name="depth.png"):
       raise errors.UserError(
           f"the depth map is {depth_m.shape[1]}x{depth_m.shape[0]} but the photo is {w}x{h}; "
           "upload the depth map of this photo, or tick 'Resample depth of another size'.")
-    depth_m = render.resize_depth(depth_m, h, w)
+    depth_m = depth_lib.resize_in_disparity(depth_m, h, w)
   return check_depth(depth_m)
 
 
@@ -130,7 +131,7 @@ def render_full(image, depth_m, settings):
 
 def preview_inputs(image, depth_m, long_side=PREVIEW_LONG_SIDE):
   """(image, depth) shrunk so the long side is <= long_side px (area-averaged photo, depth
-  resampled in disparity by render.resize_depth); unchanged if already small."""
+  resampled in disparity by depth.resize_in_disparity); unchanged if already small."""
   import cv2
   h, w = depth_m.shape
   scale = long_side / max(h, w)
@@ -138,7 +139,7 @@ def preview_inputs(image, depth_m, long_side=PREVIEW_LONG_SIDE):
     return image, depth_m
   size = (max(1, round(w * scale)), max(1, round(h * scale)))
   small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-  return small, render.resize_depth(depth_m, size[1], size[0])
+  return small, depth_lib.resize_in_disparity(depth_m, size[1], size[0])
 
 
 def render_preview(image_small, depth_small, depth_m, settings):
