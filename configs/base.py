@@ -116,6 +116,7 @@ def paper_config():
   c.keep_checkpoints = 3
   c.num_image_summaries = 4
   c.num_samples = 4            # DoF renders written to W/samples/ at the end of training.
+  c.samples_real_photo = False  # Also W/samples/real_photo.png: a real photo (needs scikit-image).
   # Test-time behaviour: 'paper' = dropout on and batch statistics of the test batch (the
   # paper's noise z); 'standard' = dropout off and running statistics.
   c.test_time = "standard"

@@ -8,7 +8,8 @@ Each workdir W is what `python -m dofjax.main` writes:
   W/eval_test.json  {"step", "split": "test", "metrics": {...}} from `--mode=eval` (optional)
   W/checkpoints/    used only for the sample figure (through dofjax.inference)
 
-Workdirs are grouped by `loss.arm`; several workdirs of one arm (different seeds) give mean and
+Workdirs are grouped by arm (`losses.ablation_arm`: loss.arm, "_bokeh" added when
+loss.bokeh_weight > 0); several workdirs of one arm (different seeds) give mean and
 sample standard deviation. Output in --out:
   README.md     the table (one row per arm, every test metric), the runs, notes and warnings
   summary.json  the same numbers at full precision, and every run's values
@@ -50,7 +51,8 @@ REFERENCE_METRICS = steps.THIN_LENS_FLOOR_KEYS + metrics_lib.CONSTANT_KEYS
 # follows alphabetically.
 METRIC_ORDER = metrics_lib.KEY_ORDER
 # Config entries that legitimately differ between the workdirs of one ablation.
-CONFIG_KEYS_EXPECTED_TO_DIFFER = frozenset({"seed", "loss.arm", "data_dir", "manual_dir"})
+CONFIG_KEYS_EXPECTED_TO_DIFFER = frozenset({"seed", "loss.arm", "loss.bokeh_weight", "data_dir",
+                                            "manual_dir"})
 
 
 @dataclasses.dataclass
@@ -155,9 +157,10 @@ def load_run(path):
   config = _read_json(config_path)
   if not isinstance(config, dict):
     raise errors.UserError(f"{config_path} does not hold a config object.")
-  arm = (config.get("loss") or {}).get("arm")
-  if not arm:
+  loss_config = config.get("loss") or {}
+  if not loss_config.get("arm"):
     raise errors.UserError(f"{config_path} has no loss.arm; is it a dofjax config?")
+  arm = losses.ablation_arm(loss_config)
 
   jsonl = os.path.join(path, "metrics.jsonl")
   records = read_jsonl(jsonl) if os.path.isfile(jsonl) else []
@@ -254,8 +257,8 @@ def arm_label(arm):
 
 
 def group_by_arm(runs):
-  """{arm: [runs sorted by seed]} in the order of losses.ARMS, then any other arm by name."""
-  order = losses.ARMS
+  """{arm: [runs sorted by seed]} in the order of losses.REPORT_ARMS, then any other by name."""
+  order = losses.REPORT_ARMS
   arms = sorted({r.arm for r in runs},
                 key=lambda a: (order.index(a) if a in order else len(order), a))
   return {a: sorted((r for r in runs if r.arm == a), key=lambda r: (r.seed, r.path))

@@ -99,6 +99,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
   input_pipeline.check_crop(config.image_size, config.load_size)
   _check_schedule(config)
   _check_batches(config)
+  if config.get("samples_real_photo") and config.num_samples > 0:
+    from dofjax import real_frames  # pylint: disable=g-import-not-at-top
+    real_frames.check_motorcycle_available(
+        ", or set --config.samples_real_photo=False (the samples then show synthetic frames only)")
   if not 0 < config.depth_near_m < config.depth_far_m:
     raise errors.UserError("Need 0 < depth_near_m < depth_far_m; got "
                            f"{config.depth_near_m}, {config.depth_far_m}.")

@@ -4,6 +4,9 @@ Arms (config.loss.arm):
   'l1'      -- lambda * L1 only; no discriminator is built or stepped.
   'cgan'    -- the conditional GAN loss only.
   'cgan_l1' -- cGAN + lambda * L1, the paper's default (lambda = 100).
+Any arm may add the bokeh term (loss.bokeh_weight > 0: L1 between depth-of-field renders from
+predicted and true depth, through the differentiable renderer); an ablation report counts such a
+run as its own arm, '<arm>_bokeh' (`ablation_arm`).
 """
 
 import jax
@@ -13,7 +16,11 @@ import optax
 from dofjax import errors
 
 ARMS = ("l1", "cgan", "cgan_l1")
-ARM_LABELS = {"l1": "L1", "cgan": "cGAN", "cgan_l1": "cGAN+L1"}  # For reports and figures.
+BOKEH_SUFFIX = "_bokeh"
+# The arms of an ablation report, in report order, and their names in reports and figures.
+REPORT_ARMS = ARMS + tuple(a + BOKEH_SUFFIX for a in ARMS)
+ARM_LABELS = {"l1": "L1", "cgan": "cGAN", "cgan_l1": "cGAN+L1"}
+ARM_LABELS.update({a + BOKEH_SUFFIX: ARM_LABELS[a] + "+bokeh" for a in ARMS})
 GAN_MODES = ("vanilla", "lsgan")
 
 
@@ -29,6 +36,13 @@ def check_loss_config(loss_config) -> None:
   for name in ("lambda_l1", "bokeh_weight"):
     if loss_config[name] < 0:
       raise errors.UserError(f"loss.{name}={loss_config[name]} must be >= 0.")
+
+
+def ablation_arm(loss_config) -> str:
+  """The arm a run counts as in an ablation report: loss.arm, plus '_bokeh' when
+  loss.bokeh_weight > 0. loss_config: the config's `loss` (a ConfigDict or its JSON dict)."""
+  bokeh = float(loss_config.get("bokeh_weight", 0.0) or 0.0) > 0
+  return loss_config["arm"] + (BOKEH_SUFFIX if bokeh else "")
 
 
 def uses_discriminator(arm: str) -> bool:

@@ -141,16 +141,22 @@ def depth_from_stereo_disparity(disparity_px, *, focal_px, baseline_m, doffs_px=
   return np.where(ok, focal_px * baseline_m / np.where(ok, d, 1.0), 0.0).astype(np.float32)
 
 
+def check_motorcycle_available(fix="") -> None:
+  """UserError (saying how to install it, then `fix`) unless scikit-image, which ships the
+  Motorcycle photo, is installed."""
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  if importlib.util.find_spec("skimage") is None:
+    raise errors.UserError("the Motorcycle photo comes with scikit-image; install it with "
+                           f"pip install scikit-image{fix}.")
+
+
 def load_motorcycle(scale=1):
   """Middlebury 2014 "Motorcycle" (left view, 741x500, as bundled by scikit-image) downscaled by
   an integer `scale`: (sRGB (H, W, 3) float32 in [0, 1], depth (H, W) float32 metres from the
   left disparity with the dataset's calibration, 0 where the stereo match is unknown).
   UserError if scikit-image is not installed."""
-  try:
-    from skimage import data  # pylint: disable=g-import-not-at-top
-  except ImportError as e:
-    raise errors.UserError("the Motorcycle photo comes with scikit-image; install it with "
-                           "pip install scikit-image.") from e
+  check_motorcycle_available()
+  from skimage import data  # pylint: disable=g-import-not-at-top
   left, _, disparity = data.stereo_motorcycle()
   depth = depth_from_stereo_disparity(disparity, focal_px=MOTORCYCLE_FOCAL_PX,
                                              baseline_m=MOTORCYCLE_BASELINE_M,

@@ -66,10 +66,36 @@ def sample_tiles(image01, pred_m, gt_m):
           visualize.colorize_depth_m(gt_m, near, far)]
 
 
+def _sample_picture(code, image_full, depth_full, config):
+  """The labelled sample picture (uint8) of one example: its predicted code (S, S, 1), its photo
+  (H, W, 3) in [0, 1] and true depth (H, W) metres (0 = invalid)."""
+  code_full = jax.image.resize(code, depth_full.shape + (1,), "bilinear")[..., 0]
+  pred = np.asarray(depth_lib.decode_depth(code_full, config.depth_near_m, config.depth_far_m))
+  tiles = sample_tiles(image_full, pred, depth_full)
+  return visualize.label_columns(visualize.grid([tiles]), SAMPLE_LABELS, tiles[0].shape[1])
+
+
+def real_photo_picture(predict, config):
+  """The sample picture of a real photo with measured depth: scikit-image's Middlebury
+  Motorcycle (half size, 370x250), fed to the network as evaluation feeds its frames (the whole
+  photo resized to image_size square). predict: (1, S, S, 3) in [-1, 1] -> code (1, S, S, 1)."""
+  from dofjax import input_pipeline
+  from dofjax import real_frames
+  image01, depth_m = real_frames.load_motorcycle(scale=2)
+  image_u8 = np.round(image01 * 255.0).astype(np.uint8)
+  size = config.image_size
+  x = input_pipeline.network_arrays(input_pipeline.resize_image(image_u8, size, size),
+                                    np.zeros((size, size, 1), np.float32),
+                                    config.depth_near_m, config.depth_far_m)["image"]
+  code = np.asarray(predict(jnp.asarray(x[None])))[0]
+  return _sample_picture(code, image01, depth_m, config)
+
+
 def write_samples(state, config, workdir, rng, stop=None) -> list:
   """Writes W/samples/sample_<i>.png (labelled: photo | DoF from predicted depth | DoF from true
   depth | predicted depth | true depth) for the first config.num_samples examples of the eval
-  split, then marks the folder complete. Process 0 only.
+  split, and with config.samples_real_photo also W/samples/real_photo.png (the same for a real
+  photo, `real_photo_picture`), then marks the folder complete. Process 0 only.
 
   `stop` (an interrupts.StopRequest) is checked between pictures: when set, writing stops
   and the folder stays unmarked, so the next run writes the samples again. Returns the paths.
@@ -89,18 +115,18 @@ def write_samples(state, config, workdir, rng, stop=None) -> list:
         break
       if float(local["example_mask"][j]) == 0:
         continue
-      gt = local["depth_full"][j][..., 0]
-      code_full = jax.image.resize(code[j], gt.shape + (1,), "bilinear")[..., 0]
-      pred = np.asarray(depth_lib.decode_depth(code_full, config.depth_near_m,
-                                               config.depth_far_m))
-      tiles = sample_tiles(local["image_full"][j], pred, gt)
-      picture = visualize.label_columns(visualize.grid([tiles]), SAMPLE_LABELS,
-                                        tiles[0].shape[1])
+      picture = _sample_picture(code[j], local["image_full"][j], local["depth_full"][j][..., 0],
+                                config)
       path = out_dir / f"sample_{len(written)}.png"
       cv2.imwrite(str(path), picture[..., ::-1])
       written.append(path)
     if len(written) >= config.num_samples or (stop is not None and stop.signal_name):
       break
+  if config.get("samples_real_photo") and (stop is None or not stop.signal_name):
+    picture = real_photo_picture(lambda x: predict(gen_state, x, rng), config)
+    path = out_dir / "real_photo.png"
+    cv2.imwrite(str(path), picture[..., ::-1])
+    written.append(path)
   if stop is None or not stop.signal_name:
     workdir_lib.mark_samples_complete(workdir, True)
   return written

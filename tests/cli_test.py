@@ -59,7 +59,7 @@ def test_train_from_relative_workdir_logs_resumes_and_evaluates(tmp_path, synthe
     assert "Traceback" not in result.stderr, result.stderr[-3000:]
     return result
 
-  first = run("--config.num_train_steps=4")
+  first = run("--config.num_train_steps=4", "--config.samples_real_photo=True")
   assert sorted(os.listdir(workdir / "checkpoints")) == ["3", "4"]
   assert any(n.startswith("events.out.tfevents") for n in os.listdir(workdir))
   lines = _metrics(workdir)
@@ -75,6 +75,9 @@ def test_train_from_relative_workdir_logs_resumes_and_evaluates(tmp_path, synthe
     assert key in val_lines[-1], key
   assert "step 4/4" in first.stdout
   assert _labelled(workdir / "samples" / "sample_0.png", 5)
+  import cv2  # pylint: disable=g-import-not-at-top
+  real = cv2.imread(str(workdir / "samples" / "real_photo.png"))  # The Motorcycle, half size.
+  assert real.shape[1] >= 5 * 370 and _labelled(workdir / "samples" / "real_photo.png", 5)
   assert json.loads((workdir / "config.json").read_text())["dataset"] == "synthetic_rgbd/tiny"
 
   second = run("--config.num_train_steps=6")
@@ -164,3 +167,20 @@ def test_batch_size_not_divisible_by_device_count_is_refused(tmp_path):
   assert result.returncode == 2
   assert "batch_size=3 is not divisible by the 8 devices" in result.stderr
   assert "Traceback" not in result.stderr
+
+
+def test_real_photo_sample_without_scikit_image_is_one_clear_error(monkeypatch):
+  """Asking for the real-photo sample where scikit-image is missing fails before training, with
+  the two ways out."""
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  from configs import tiny  # pylint: disable=g-import-not-at-top
+  from dofjax import config as config_lib, errors  # pylint: disable=g-import-not-at-top
+  config = tiny.get_config()
+  config.samples_real_photo = True
+  config_lib.validate(config)  # scikit-image is a test dependency: present here.
+  real_find_spec = importlib.util.find_spec
+  monkeypatch.setattr(importlib.util, "find_spec",
+                      lambda name, *a: None if name == "skimage" else real_find_spec(name, *a))
+  with pytest.raises(errors.UserError, match="pip install scikit-image, or set "
+                                              "--config.samples_real_photo=False"):
+    config_lib.validate(config)

@@ -236,13 +236,30 @@ def test_report_title_names_only_the_arms_present(tmp_path):
   assert open(os.path.join(out, "README.md")).readline() == "# Ablation report: L1 vs cGAN\n"
 
 
+def test_a_run_trained_through_the_renderer_is_an_arm_of_its_own(tmp_path):
+  plain = make_workdir(str(tmp_path), "cgan_l1", 0)
+  bokeh = make_workdir(str(tmp_path / "b"), "cgan_l1", 0)
+  config_path = os.path.join(bokeh, "config.json")
+  config = json.load(open(config_path))
+  config["loss"]["bokeh_weight"] = 100.0
+  json.dump(config, open(config_path, "w"))
+  out = str(tmp_path / "out")
+  compare.main([plain, bokeh, "--out", out, "--num_images", "0"])
+  readme = open(os.path.join(out, "README.md")).read()
+  assert readme.splitlines()[0] == "# Ablation report: cGAN+L1 vs cGAN+L1+bokeh"
+  assert "are both arm" not in readme  # Not flagged as a duplicate seed of one arm.
+  assert set(json.load(open(os.path.join(out, "summary.json")))["arms"]) == {
+      "cgan_l1", "cgan_l1_bokeh"}
+
+
 def test_vocabulary_comes_from_the_losses_and_metrics_modules():
   # Every arm the trainer accepts has a display name, and reports list arms in its order.
-  assert set(losses.ARM_LABELS) == set(losses.ARMS)
+  assert set(losses.ARM_LABELS) == set(losses.REPORT_ARMS) and set(losses.ARMS) < set(
+      losses.REPORT_ARMS)
   runs = [compare.Run(path=a, config={}, arm=a, seed=0, dataset="d", eval_dataset="d",
                       validation=[], train=[], final={}, final_step=None, source="test")
-          for a in reversed(losses.ARMS + ("zz_new_arm",))]
-  assert list(compare.group_by_arm(runs)) == list(losses.ARMS) + ["zz_new_arm"]
+          for a in reversed(losses.REPORT_ARMS + ("zz_new_arm",))]
+  assert list(compare.group_by_arm(runs)) == list(losses.REPORT_ARMS) + ["zz_new_arm"]
   for key in metrics.DEPTH_KEYS + metrics.BOUNDARY_KEYS + metrics.BOKEH_KEYS:
     assert compare.higher_is_better(key) == (key in metrics.HIGHER_IS_BETTER), key
     assert compare.higher_is_better(key + "_thin_lens") == (key in metrics.HIGHER_IS_BETTER)

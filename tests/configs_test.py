@@ -23,7 +23,8 @@ _PAPER = {"dataset": "diml/lr", "eval_dataset": "", "rgbd_dir": None, "augment":
           "image_size": 256, "load_size": 286,
           "batch_size": 1, "eval_batch_size": 1, "num_train_steps": 300_000,
           "lr_constant_steps": 150_000, "eval_every_steps": 5_000, "compute_dtype": "float32",
-          "parallelism": "jit", "loss.arm": "cgan_l1", "model": _PAPER_MODEL}
+          "parallelism": "jit", "loss.arm": "cgan_l1", "loss.bokeh_weight": 0.0,
+          "model": _PAPER_MODEL}
 _QUICK = dict(_PAPER, dataset="synthetic_rgbd/quickstart", image_size=128, load_size=143,
               batch_size=4, eval_batch_size=8, num_train_steps=1500, lr_constant_steps=1000,
               eval_every_steps=500, model=_QUICK_MODEL)
@@ -35,6 +36,8 @@ EXPECTED = {
     ("l1", "synthetic"): dict(_SYNTH, **{"loss.arm": "l1"}),
     ("cgan", None): dict(_PAPER, **{"loss.arm": "cgan"}),
     ("cgan", "synthetic"): dict(_SYNTH, **{"loss.arm": "cgan"}),
+    ("bokeh", None): dict(_PAPER, **{"loss.bokeh_weight": 100.0}),
+    ("bokeh", "synthetic"): dict(_SYNTH, **{"loss.bokeh_weight": 100.0}),
     ("quickstart", None): _QUICK,
     ("tiny", None): dict(_PAPER, dataset="synthetic_rgbd/tiny", image_size=32, load_size=36,
                          batch_size=2, eval_batch_size=2, num_train_steps=6, lr_constant_steps=3,
