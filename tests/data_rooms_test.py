@@ -163,3 +163,18 @@ def test_rooms_tiny_prepares_and_stores_exact_depth(tmp_path):
   np.testing.assert_array_equal(ex["depth"][..., 0], storage.metres_to_millimetres(depth_m))
   with pytest.raises(ValueError, match="num_workers must be >= 1"):
     synthetic_rgbd.SyntheticRgbd(config="rooms_tiny", data_dir=str(tmp_path), num_workers=0)
+
+
+def test_thin_lens_pair_shares_exposure_and_reused_lighting_is_close():
+  lens = synthetic_rgbd.ThinLens(f_number=1e6, num_samples=2, hdr=True)
+  config = dataclasses.replace(_tiny(), sensor=False, thin_lens=lens)
+  ex = synthetic_rgbd.render_example(config, 6, 0)
+  decode = lambda key: cv2.imdecode(np.frombuffer(ex[key], np.uint8), cv2.IMREAD_COLOR)
+  # A pinhole-sized aperture: the thin-lens render is the photo (same exposure, same light).
+  assert np.abs(decode("image").astype(int) - decode("image_dof")).max() <= 1
+  scene = rooms.room_scene(6, 0)
+  kwargs = dict(focus_distance_m=0.5, f_number=0.25, num_samples=4, clip_each_view=False)
+  full = scenes.render_thin_lens(scene, 24, 32, **kwargs)
+  reused = scenes.render_thin_lens(scene, 24, 32, reuse_lighting=True, **kwargs)
+  blur = np.abs(full - scenes.render_pinhole(scene, 24, 32)[0]).mean()
+  assert np.abs(full - reused).mean() < 0.25 * blur, (np.abs(full - reused).mean(), blur)

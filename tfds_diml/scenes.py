@@ -37,6 +37,7 @@ surface point.
 """
 
 import dataclasses
+import functools
 import math
 from typing import Optional, Tuple, Union
 
@@ -433,6 +434,7 @@ def object_bounds(obj) -> Tuple[np.ndarray, np.ndarray]:
   return obj.center - half, obj.center + half
 
 
+@functools.lru_cache(maxsize=4)  # Scenes hash by identity (eq=False): one entry per Scene.
 def _group_bounds(scene):
   """[(lo, hi)] float32 bounding boxes of scene.groups, in order."""
   out = []
@@ -706,10 +708,11 @@ def _footprint_fn(dirs, t, pixel_angle, idx):
   return footprint
 
 
-def _shade(scene, points, surface, dirs=None, t=None, pixel_angle=None):
+def _shade(scene, points, surface, dirs=None, t=None, pixel_angle=None, lighting=None):
   """Linear radiance (N, 3), unclipped: albedo * (ambient + sum of lights with shadows
   + the material's emission). dirs (N, 3), t (N,), pixel_angle (radians): the rays that found
-  the points, for texture filtering (optional)."""
+  the points, for texture filtering (optional). lighting: None, or a function (points, normals,
+  surface) -> irradiance (N, 3) replacing `_irradiance` (see `render_thin_lens`)."""
   normals = np.zeros_like(points)
   albedo = np.zeros_like(points)
   glow = np.zeros(points.shape[0], np.float32)
@@ -718,6 +721,17 @@ def _shade(scene, points, surface, dirs=None, t=None, pixel_angle=None):
     normals[idx], albedo[idx] = _surface(scene, int(sid), points[idx],
                                          _footprint_fn(dirs, t, pixel_angle, idx))
     glow[idx] = _material(scene, int(sid)).emission
+  if lighting is None:
+    light = _irradiance(scene, points, normals)
+  else:
+    light = lighting(points, normals, surface)
+  return albedo * (light + glow[:, None])
+
+
+def _irradiance(scene, points, normals, pixel_ids=None):
+  """Light (N, 3) arriving at points (N, 3) with normals (N, 3): ambient (or the bounce term)
+  plus every light, shadowed. pixel_ids (N,): the rays' indices, which seed the area lights'
+  sample patterns (default 0..N-1)."""
   if scene.indirect is None:
     light = np.full(points.shape, scene.ambient, np.float32)
   else:
@@ -725,7 +739,7 @@ def _shade(scene, points, surface, dirs=None, t=None, pixel_angle=None):
   origins = points + normals * np.float32(1e-3)
   for lamp in scene.lights:
     if lamp.extent is not None:
-      light += _area_light(scene, lamp, origins, normals)[:, None] * lamp.intensity
+      light += _area_light(scene, lamp, origins, normals, pixel_ids)[:, None] * lamp.intensity
       continue
     to_light = lamp.position.astype(np.float32) - origins
     dist2 = np.einsum("ij,ij->i", to_light, to_light)
@@ -734,7 +748,7 @@ def _shade(scene, points, surface, dirs=None, t=None, pixel_angle=None):
     # Irradiance falls off as 1/d^2, softened near the lamp (a small spherical lamp).
     power = np.where(lit, cos / np.maximum(dist2, 0.25), 0.0).astype(np.float32)
     light += power[:, None] * lamp.intensity.astype(np.float32)
-  return albedo * (light + glow[:, None])
+  return light
 
 
 # Low-discrepancy points in [0, 1)^3 (the R3 sequence, from the plastic-number generalisation
@@ -742,14 +756,14 @@ def _shade(scene, points, surface, dirs=None, t=None, pixel_angle=None):
 _R3 = 1.0 / np.array([1.2207440846, 1.2207440846 ** 2, 1.2207440846 ** 3])
 
 
-def _area_light(scene, lamp, origins, normals):
+def _area_light(scene, lamp, origins, normals, pixel_ids=None):
   """Irradiance factor (N,) of an area light at points origins (N, 3) with normals (N, 3):
   the mean over `lamp.samples` points of its box of cos / max(d^2, 0.25), times the emitter's
   cosine if it is one-sided, zero where shadowed. Each pixel shifts the sample pattern by its
   own hashed offset (Cranley-Patterson rotation), so penumbrae are smooth on average, with a
   fine deterministic grain instead of banding."""
   n = origins.shape[0]
-  ids = np.arange(n)
+  ids = np.arange(n) if pixel_ids is None else pixel_ids
   shift = np.stack([_hash01(ids, np.full(n, k), 7) for k in range(3)], axis=1)
   extent = lamp.extent.astype(np.float32)
   total = np.zeros(n, np.float32)
@@ -835,9 +849,10 @@ def _camera_rays(scene, height, width):
   return np.stack([x, y, np.ones_like(x)], axis=-1).reshape(-1, 3)
 
 
-def _render_rays(scene, origin_cam, dirs_cam, height, width, clip=True):
+def _render_rays(scene, origin_cam, dirs_cam, height, width, clip=True, lighting=None):
   """Casts rays from one camera-frame point origin_cam (3,) along dirs_cam (H*W, 3); returns
-  (linear rgb (H, W, 3), clipped to [0, 1] if `clip`, ray parameter t (H, W))."""
+  (linear rgb (H, W, 3), clipped to [0, 1] if `clip`, ray parameter t (H, W)). lighting: see
+  `_shade`."""
   rot = scene.camera.rotation
   O = (rot @ origin_cam + scene.camera.position).astype(np.float32)[:, None]  # (3, 1).
   D = (rot @ dirs_cam.T).astype(np.float32)                                   # (3, N).
@@ -846,9 +861,10 @@ def _render_rays(scene, origin_cam, dirs_cam, height, width, clip=True):
   if any(_material(scene, k).texture is not None
          for k in range(_NUM_ROOM_FACES + len(scene.objects))):
     pixel_angle = 1.0 / scene.camera.intrinsics(height, width)[0]
-    radiance = _shade(scene, points, surface, np.ascontiguousarray(D.T), t, pixel_angle)
+    radiance = _shade(scene, points, surface, np.ascontiguousarray(D.T), t, pixel_angle,
+                      lighting)
   else:
-    radiance = _shade(scene, points, surface)
+    radiance = _shade(scene, points, surface, lighting=lighting)
   if clip:
     radiance = np.clip(radiance, 0.0, 1.0)
   return radiance.reshape(height, width, 3), t.reshape(height, width)
@@ -885,7 +901,8 @@ def aperture_samples(num_samples: int, diameter: float) -> np.ndarray:
 
 def render_thin_lens(scene: Scene, height: int, width: int, *, focus_distance_m: float,
                      f_number: float, num_samples: int = 64,
-                     clip_each_view: bool = True, exposure: float = 1.0) -> np.ndarray:
+                     clip_each_view: bool = True, exposure: float = 1.0,
+                     reuse_lighting: bool = False) -> np.ndarray:
   """Renders the view through a thin lens: exact depth-of-field ground truth.
 
   Averages, in linear light, `num_samples` pinhole renders from points on the aperture disc
@@ -897,6 +914,11 @@ def render_thin_lens(scene: Scene, height: int, width: int, *, focus_distance_m:
   `random_hdr_scene`).
   exposure: the averaged linear radiance is multiplied by it before the final clip (a camera's
   exposure, e.g. `sensor.exposure_gain` of the pinhole render; use with clip_each_view=False).
+  reuse_lighting: computes the light arriving at each surface point (shadows, occlusion) once,
+  for the pinhole view, and reuses it for every aperture sample whose ray meets, within one
+  pinhole pixel, the same side of the same primitive as that pixel's ray; other points are lit
+  afresh. Shading is view independent, so this only shifts lighting by under a pixel, for a
+  several-fold speed-up with area lights (the furnished rooms).
 
   Returns:
     rgb: float32 (height, width, 3), sRGB in [0, 1].
@@ -907,14 +929,47 @@ def render_thin_lens(scene: Scene, height: int, width: int, *, focus_distance_m:
   aperture_m = scene.camera.focal_length_mm / 1000.0 / f_number
   pinhole = _camera_rays(scene, height, width)           # z = 1.
   total = np.zeros((height, width, 3), np.float64)
+  lighting = _pinhole_lighting(scene, height, width) if reuse_lighting else None
   for lx, ly in aperture_samples(num_samples, aperture_m):
     lens = np.array([lx, ly, 0.0])
     # Through the lens point and the pinhole ray's point on the focal plane; z component 1.
     dirs = pinhole - lens / focus_distance_m
-    rgb_lin, _ = _render_rays(scene, lens, dirs, height, width, clip=clip_each_view)
+    rgb_lin, _ = _render_rays(scene, lens, dirs, height, width, clip=clip_each_view,
+                              lighting=lighting)
     total += rgb_lin
   mean = total / num_samples
   return linear_to_srgb(mean if exposure == 1.0 else mean * exposure)
+
+
+def _pinhole_lighting(scene, height, width):
+  """The `lighting` function of `render_thin_lens(..., reuse_lighting=True)`: irradiance
+  computed for the pinhole view, looked up for points it sees, computed for the others."""
+  seen = {}
+
+  def capture(points, normals, surface):
+    seen.update(light=_irradiance(scene, points, normals), surface=surface, normals=normals)
+    return seen["light"]
+  _render_rays(scene, np.zeros(3), _camera_rays(scene, height, width), height, width,
+               lighting=capture)
+  fx, fy, cx, cy = scene.camera.intrinsics(height, width)
+
+  def lighting(points, normals, surface):
+    cam = (points - scene.camera.position.astype(np.float32)) @ scene.camera.rotation
+    z = np.maximum(cam[:, 2], 1e-6)
+    # The pixel whose ray passes nearest; no depth test needed, see below.
+    j = np.floor(cam[:, 0] / z * fx + cx).astype(np.int64)
+    i = np.floor(cam[:, 1] / z * fy + cy).astype(np.int64)
+    ok = (cam[:, 2] > 0) & (i >= 0) & (i < height) & (j >= 0) & (j < width)
+    pix = np.where(ok, i * width + j, 0)
+    # Same primitive, same side (every primitive is convex): the point the pinhole sees there.
+    ok &= (seen["surface"][pix] == surface) & (
+        np.einsum("ij,ij->i", seen["normals"][pix], normals) > 0.9)
+    light = np.empty_like(points)
+    light[ok] = seen["light"][pix[ok]]
+    miss = np.nonzero(~ok)[0]
+    light[miss] = _irradiance(scene, points[miss], normals[miss], pixel_ids=miss)
+    return light
+  return lighting
 
 
 def thin_lens_blur_scale_px(*, focal_length_mm: float, sensor_width_mm: float, f_number: float,

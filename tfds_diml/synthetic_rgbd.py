@@ -120,7 +120,7 @@ def _render_furnished(config: SyntheticConfig, room_seed: int, view: int) -> dic
   dof = scenes.render_thin_lens(scene, config.height, config.width, focus_distance_m=focus,
                                 f_number=config.thin_lens.f_number,
                                 num_samples=config.thin_lens.num_samples, clip_each_view=False,
-                                exposure=gain)
+                                exposure=gain, reuse_lighting=True)
   example.update(_dof_features(config, scene, dof, focus))
   return example
 
