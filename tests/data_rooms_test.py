@@ -109,9 +109,9 @@ def test_a_picture_on_the_wall_shows_its_photo_upright_and_unmirrored():
   # A camera 2 m in front of a 1 m poster on the back wall; the light is exactly the albedo.
   wall = scenes.Material(kind="solid", color_a=np.zeros(3, np.float32),
                          color_b=np.zeros(3, np.float32), scale=1.0, angle=0.0, seed=0)
+  picture = rooms._picture(np.random.default_rng(0), 0.5, 0.5, "astronaut")  # pylint: disable=protected-access
   poster = scenes.Box(center=np.array([3.0, 1.5, 3.99]), half_size=np.array([0.5, 0.5, 0.005]),
-                      yaw=0.0, material=rooms._picture(np.random.default_rng(0), 0.5, 0.5,  # pylint: disable=protected-access
-                                                       "astronaut"))
+                      yaw=0.0, material=picture)
   camera = scenes.Camera(position=np.array([3.0, 1.5, 2.0]), rotation=np.diag([-1.0, -1.0, 1.0]),
                          focal_length_mm=72.0, sensor_width_mm=36.0)
   scene = scenes.Scene(room=scenes.Room(np.zeros(3), np.array([6.0, 3.0, 4.0]), (wall,) * 6),

@@ -126,6 +126,7 @@ class _Builder:
     return self.origin + np.array([c * x + s * z, y, -s * x + c * z])
 
   def box(self, centre, half, material, yaw=0.0):
+    """Adds a Box: centre and half sizes (3,) in the piece frame, turned by yaw in it."""
     half, yaw = np.array(half, float), self.yaw + yaw
     quarter = round(yaw / (math.pi / 2))
     picture = material.texture is not None and material.texture_size_m[0] < 0
@@ -137,10 +138,12 @@ class _Builder:
                                  material=material))
 
   def cylinder(self, centre, radius, half_height, material):
+    """Adds an upright Cylinder centred at `centre` (piece frame)."""
     self.parts.append(scenes.Cylinder(center=self._world(centre), radius=float(radius),
                                       half_height=float(half_height), material=material))
 
   def sphere(self, centre, radius, material):
+    """Adds a Sphere centred at `centre` (piece frame)."""
     self.parts.append(scenes.Sphere(center=self._world(centre), radius=float(radius),
                                     material=material))
 
@@ -261,12 +264,14 @@ def _plant(b, rng, scale=1.0):
                              (0.3 * scale, 0.3 * scale))
   fr = rng.uniform(0.15, 0.22) * scale
   b.sphere((0, ph + fr, 0), fr, leaves)
-  for k in range(2):  # Two smaller clumps higher up, sunk into the first one.
+  top = ph + 2 * fr
+  for k in range(4):  # Smaller clumps around and above, sunk into the first one.
     angle = rng.uniform(0, 2 * math.pi)
-    small = fr * rng.uniform(0.5, 0.7)
-    b.sphere((0.5 * fr * math.cos(angle), ph + 1.6 * fr + small * (1 + k * 0.6),
-              0.5 * fr * math.sin(angle)), small, leaves)
-  return fr, ph + 2 * fr + 2 * small
+    small = fr * rng.uniform(0.45, 0.65)
+    y = ph + fr * rng.uniform(0.8, 1.9)
+    b.sphere((0.75 * fr * math.cos(angle), y, 0.75 * fr * math.sin(angle)), small, leaves)
+    top = max(top, y + small)
+  return fr * 1.4, top
 
 
 # ----------------------------------------------------------------------------------------------
@@ -327,6 +332,14 @@ def _monitor(b, rng):
   screen = dataclasses.replace(screen, emission=0.6, color_a=np.full(3, 0.5, np.float32))
   b.box((0, 0.16 + h / 2, 0.025), (w / 2 - 0.02, h / 2 - 0.02, 0.004), screen)
   return w / 2, 0.16 + h
+
+
+def _keyboard(b, rng):
+  """A keyboard and a mouse in front of a monitor (built by `_monitor` in the same frame)."""
+  colour = _solid(np.full(3, rng.choice([0.03, 0.5, 0.8])))
+  b.box((0, 0.012, -0.2), (0.22, 0.012, 0.07), colour)
+  b.box((0.32, 0.015, -0.2), (0.03, 0.015, 0.05), colour)
+  return 0.3, 0.03
 
 
 def _table_lamp(b, rng):
@@ -471,6 +484,7 @@ class _Layout:
     return self.add(Piece(name, tuple(b.parts)), support), surfaces
 
   def light(self, position, intensity, extent, normal=None, samples=2):
+    """Adds an area light (`scenes.Light`) of half extents `extent` at `position` (world)."""
     self.lights.append(scenes.Light(position=np.asarray(position, float),
                                     intensity=np.asarray(intensity, np.float32),
                                     extent=np.asarray(extent, float),
@@ -696,14 +710,21 @@ def _office(lay):
     if desk is None:
       continue
     _, [(centre, half, top)], wall, s = desk
-    b = _Builder((centre[0], centre[1]), wall[0])
-    _monitor(b, rng)
     offset = np.array([0.0, top, 0.0])
-    lay.add(Piece("monitor", tuple(dataclasses.replace(p, center=p.center + offset)
-                                   for p in b.parts)), support=desk[0], obstacle=False)
-    side = (centre + np.array([half[0] * 0.65, 0.0]), half * np.array([0.3, 1.0]), top)
-    for piece in _clutter_on(rng, side, 3, allow_large=False):
-      lay.add(piece, support=desk[0], obstacle=False)
+    for name, build in (("monitor", _monitor), ("keyboard", _keyboard)):
+      b = _Builder((centre[0], centre[1]), wall[0])
+      build(b, rng)
+      lay.add(Piece(name, tuple(dataclasses.replace(p, center=p.center + offset)
+                                for p in b.parts)), support=desk[0], obstacle=False)
+    along = int(np.argmax(half))  # The desk's long side runs along the wall.
+    for sx in (-1, 1):  # Clutter left and right of the screen and keyboard (0.4 m each way).
+      side_centre, side_half = centre.copy(), half.copy()
+      side_centre[along] += sx * (half[along] + 0.4) / 2
+      side_half[along] = (half[along] - 0.4) / 2
+      if side_half[along] > 0.05:
+        for piece in _clutter_on(rng, (side_centre, side_half, top), int(rng.integers(1, 4)),
+                                 allow_large=False):
+          lay.add(piece, support=desk[0], obstacle=False)
     lay.at("chair", _along(wall, s + rng.uniform(-0.2, 0.2), d + 0.35),
            wall[0] + math.pi + rng.uniform(-0.4, 0.4), lambda c: _chair(c, rng))
   for _ in range(int(rng.integers(1, 3))):
@@ -835,39 +856,56 @@ def _standing(furnished, exclude=("rug",)):
   return [_bounds(p.parts) for p in furnished.pieces if not p.mounted and p.name not in exclude]
 
 
-def random_camera(furnished: FurnishedRoom, seed: int, view: int) -> scenes.Camera:
-  """A handheld camera in the room, deterministic in (seed, view).
-
-  It stands at least 0.35 m (horizontally) from any furniture and 0.3 m from the walls, at
-  HEIGHT_M above the floor, and looks at a piece of furniture 1 m away or more: yaw towards it
-  (+-0.25 rad), pitch towards it +-0.1 rad clipped to PITCH_DEG, roll within +-ROLL_DEG,
-  horizontal field of view in HFOV_DEG (36 mm wide sensor).
-  """
-  rng = np.random.default_rng([int(seed), int(view), 2_600_003])
-  size = furnished.room.hi
-  boxes = _standing(furnished)
-  targets = [b for b in _standing(furnished, ("rug", "door", "curtain"))
-             if np.prod((b[1] - b[0])[[0, 2]]) > 0.05] or boxes
-  for _ in range(200):
-    pos = np.array([rng.uniform(0.3, size[0] - 0.3), rng.uniform(*HEIGHT_M),
-                    rng.uniform(0.3, size[2] - 0.3)])
-    if any(np.all(pos[[0, 2]] > lo[[0, 2]] - 0.35) and np.all(pos[[0, 2]] < hi[[0, 2]] + 0.35)
-           for lo, hi in boxes):
-      continue
-    lo, hi = targets[int(rng.integers(len(targets)))]
-    aim = np.array([(lo[0] + hi[0]) / 2, rng.uniform(lo[1], hi[1]), (lo[2] + hi[2]) / 2])
-    delta = aim - pos
-    flat = float(np.hypot(delta[0], delta[2]))
-    if flat >= 1.0:
-      break
+def _aimed_camera(rng, size, boxes, targets, clearance):
+  """A candidate camera: a free spot (`clearance` metres from furniture, 0.3 m from walls)
+  aiming at a random target box 1 m away or more; None if the draw failed."""
+  pos = np.array([rng.uniform(0.3, size[0] - 0.3), rng.uniform(*HEIGHT_M),
+                  rng.uniform(0.3, size[2] - 0.3)])
+  lo, hi = targets[int(rng.integers(len(targets)))]
+  aim = np.array([(lo[0] + hi[0]) / 2, rng.uniform(lo[1], hi[1]), (lo[2] + hi[2]) / 2])
+  delta = aim - pos
+  flat = float(np.hypot(delta[0], delta[2]))
   yaw = math.atan2(delta[0], delta[2]) + rng.uniform(-0.25, 0.25)
   pitch = float(np.clip(math.atan2(delta[1], flat) + rng.uniform(-0.1, 0.1),
                         *np.radians(PITCH_DEG)))
   roll = math.radians(rng.uniform(-ROLL_DEG, ROLL_DEG))
   hfov = math.radians(rng.uniform(*HFOV_DEG))
+  blocked = any(np.all(pos[[0, 2]] > lo[[0, 2]] - clearance)
+                and np.all(pos[[0, 2]] < hi[[0, 2]] + clearance) for lo, hi in boxes)
+  if blocked or flat < 1.0:
+    return None
   return scenes.Camera(position=pos, rotation=camera_rotation(yaw, pitch, roll),
                        focal_length_mm=0.5 * SENSOR_WIDTH_MM / math.tan(hfov / 2),
                        sensor_width_mm=SENSOR_WIDTH_MM)
+
+
+def random_camera(furnished: FurnishedRoom, seed: int, view: int) -> scenes.Camera:
+  """A handheld camera in the room, deterministic in (seed, view).
+
+  It stands at least 0.5 m (horizontally; 0.3 m in crowded rooms) from any furniture and
+  0.3 m from the walls, at
+  HEIGHT_M above the floor, and looks at a piece of furniture 1 m away or more: yaw towards it
+  (+-0.25 rad), pitch towards it +-0.1 rad clipped to PITCH_DEG, roll within +-ROLL_DEG,
+  horizontal field of view in HFOV_DEG (36 mm wide sensor). Views whose median depth is under
+  1.2 m, or with more than 15% of the frame nearer than 0.7 m, are drawn again (a camera
+  pressed against a wardrobe is not a photo anyone takes).
+  """
+  rng = np.random.default_rng([int(seed), int(view), 2_600_003])
+  boxes = _standing(furnished)
+  targets = [b for b in _standing(furnished, ("rug", "door", "curtain"))
+             if np.prod((b[1] - b[0])[[0, 2]]) > 0.05] or boxes
+  fallback = None
+  for attempt in range(300):
+    camera = _aimed_camera(rng, furnished.room.hi, boxes, targets, 0.5 if attempt < 150 else 0.3)
+    if camera is None:
+      continue
+    fallback = camera
+    depth = scenes.depth_map(scene_of(furnished, camera), 12, 16)
+    if np.median(depth) >= 1.2 and np.mean(depth < 0.7) <= 0.15:
+      return camera
+  if fallback is None:
+    raise RuntimeError(f"Room {seed} has no free spot for a camera (view {view}).")
+  return fallback
 
 
 def scene_of(furnished: FurnishedRoom, camera: scenes.Camera) -> scenes.Scene:

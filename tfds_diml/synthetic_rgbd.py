@@ -26,8 +26,10 @@ reading needs TensorFlow.
 """
 
 import dataclasses
-import multiprocessing
 import os
+import pickle
+import subprocess
+import sys
 from typing import Optional
 
 import numpy as np
@@ -244,22 +246,50 @@ class SyntheticRgbd(local_builder.LocalBuilder):
 
 # A worker process is worth its start-up (~2 s: it imports TFDS) only for this many examples.
 _EXAMPLES_PER_WORKER = 16
+# What a worker process runs (see `_serve`). A fresh interpreter started with -c, not
+# multiprocessing: a fork would copy the caller's JAX/TFDS threads, and multiprocessing's spawn
+# re-runs the caller's main script in every worker, which an unguarded script does not survive.
+_WORKER_COMMAND = "from tfds_diml import synthetic_rgbd; synthetic_rgbd._serve()"
 
 
-def _render_one(args):
-  return render_example(*args)
+def _serve():
+  """Worker process: reads [(config, [(room_seed, view)])] from stdin (pickle), writes one
+  pickled list of `render_example` dicts per chunk to stdout, in order."""
+  jobs = pickle.load(sys.stdin.buffer)
+  for config, chunk in jobs:
+    pickle.dump([render_example(config, *key) for key in chunk], sys.stdout.buffer)
+    sys.stdout.buffer.flush()
 
 
 def _render_all(config: SyntheticConfig, keys, num_workers: Optional[int]):
   """Yields `render_example(config, *key)` for keys [(room_seed, view)] in order, rendered by
   num_workers processes (None: os.cpu_count(), at most one per _EXAMPLES_PER_WORKER examples;
-  1: in this process). Views of a room go to the same worker (it lays the room out once)."""
+  1: in this process). Each room's views go to one worker (it lays the room out once); rooms
+  are dealt out in turn, so the examples are the same for any number of workers."""
   if num_workers is None:
     num_workers = min(os.cpu_count() or 1, max(1, len(keys) // _EXAMPLES_PER_WORKER))
   if num_workers == 1:
     yield from (render_example(config, *key) for key in keys)
     return
-  # Spawned, not forked: the caller may hold JAX or TFDS threads that a fork would copy.
-  with multiprocessing.get_context("spawn").Pool(num_workers) as pool:
-    yield from pool.imap(_render_one, [(config,) + tuple(key) for key in keys],
-                         chunksize=config.views_per_scene)
+  step = config.views_per_scene
+  chunks = [keys[i:i + step] for i in range(0, len(keys), step)]
+  env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+  workers = [subprocess.Popen([sys.executable, "-c", _WORKER_COMMAND], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, env=env) for _ in range(num_workers)]
+  try:
+    for w, worker in enumerate(workers):
+      pickle.dump([(config, chunk) for chunk in chunks[w::num_workers]], worker.stdin)
+      worker.stdin.close()
+    for i in range(len(chunks)):
+      worker = workers[i % num_workers]
+      try:
+        examples = pickle.load(worker.stdout)
+      except EOFError:
+        raise RuntimeError(f"A synthetic_rgbd worker process died (exit code {worker.wait()}); "
+                           "its error is printed above.") from None
+      yield from examples
+  finally:
+    for worker in workers:
+      worker.kill()
+      worker.wait()
+      worker.stdout.close()
