@@ -94,6 +94,7 @@ def test_views_share_the_room_and_depth_is_valid_inside_it():
     assert len(a.objects) == len(b.objects) and a.room is b.room
     assert not np.array_equal(a.camera.position, b.camera.position)
     _, depth = scenes.render_pinhole_linear(a, 24, 32, clip=False)
+    np.testing.assert_array_equal(scenes.depth_map(a, 24, 32), depth)  # The cameras' probe.
     diagonal = float(np.linalg.norm(a.room.hi))
     assert np.all(depth > 0.05) and np.all(depth < diagonal), (depth.min(), depth.max())
 

@@ -192,7 +192,8 @@ class SyntheticRgbd(local_builder.LocalBuilder):
                       views_per_scene=2,
                       thin_lens=ThinLens(f_number=0.25, num_samples=128, hdr=True)),
       # Furnished rooms seen by handheld cameras, stored through a camera's sensor effects: the
-      # realistic counterpart of `quickstart` (same size and counts).
+      # realistic counterpart of `quickstart` (same size and counts). About 230 frames per
+      # CPU-minute, so ~1 minute on 2 idle cores (~4 minutes measured on 2 shared, loaded ones).
       SyntheticConfig(name="rooms", description="144x192 px furnished rooms, 384/32/32.",
                       height=144, width=192, num_train=384, num_validation=32, num_test=32,
                       views_per_scene=4, scene_kind="furnished", sensor=True),
@@ -200,7 +201,8 @@ class SyntheticRgbd(local_builder.LocalBuilder):
                       height=48, width=64, num_train=8, num_validation=4, num_test=4,
                       views_per_scene=2, scene_kind="furnished", sensor=True),
       # Thin-lens ground truth in furnished rooms, like `dof` (no sensor effects but a shared
-      # auto-exposure; highlights clip once, after the aperture average).
+      # auto-exposure; highlights clip once, after the aperture average). ~15 CPU-seconds per
+      # example: ~6 minutes on 2 idle cores.
       SyntheticConfig(name="rooms_dof", description="192x256 px furnished thin-lens renders.",
                       height=192, width=256, num_train=8, num_validation=8, num_test=32,
                       views_per_scene=2, scene_kind="furnished",
