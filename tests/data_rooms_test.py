@@ -175,7 +175,11 @@ def test_thin_lens_pair_shares_exposure_and_reused_lighting_is_close():
   assert np.abs(decode("image").astype(int) - decode("image_dof")).max() <= 1
   scene = rooms.room_scene(6, 0)
   kwargs = dict(focus_distance_m=0.5, f_number=0.25, num_samples=4, clip_each_view=False)
-  full = scenes.render_thin_lens(scene, 24, 32, **kwargs)
-  reused = scenes.render_thin_lens(scene, 24, 32, reuse_lighting=True, **kwargs)
-  blur = np.abs(full - scenes.render_pinhole(scene, 24, 32)[0]).mean()
-  assert np.abs(full - reused).mean() < 0.25 * blur, (np.abs(full - reused).mean(), blur)
+  full = scenes.render_thin_lens(scene, 48, 64, **kwargs)
+  reused = scenes.render_thin_lens(scene, 48, 64, reuse_lighting=True, **kwargs)
+  assert np.abs(full - scenes.render_pinhole(scene, 48, 64)[0]).mean() > 0.02  # It blurs.
+  # Reusing the pinhole's lighting changes the soft shadows' per-pixel grain, nothing more:
+  # no bias overall, and under 0.006 (1.5/255) on average once the grain is averaged out.
+  difference = full - reused
+  assert abs(difference.mean()) < 0.002
+  assert np.abs(cv2.blur(difference, (5, 5))).mean() < 0.006

@@ -667,7 +667,8 @@ def _living(lay):
     origin = _along(wall, s, 1.0 + 0.45 + td / 2)
     _rug(lay, origin, (w / 2 + 0.3, td / 2 + 0.6), wall[0])
     _with_clutter(lay, lay.at("coffee_table", origin, wall[0],
-                              lambda b: _table(b, rng, tw, td, rng.uniform(0.35, 0.48))), 3)
+                              lambda b: _table(b, rng, tw, td, rng.uniform(0.35, 0.48))),
+                  int(rng.integers(2, 6)))
     lamp = lay.at("floor_lamp", _along(wall, s + w / 2 + 0.35, 0.3), 0.0,
                   lambda b: _floor_lamp(b, rng))
     if lamp is not None:
@@ -702,6 +703,36 @@ def _bedroom(lay):
   _shelves(lay)
 
 
+def _dress_desk(lay, desk, yaw):
+  """A monitor and keyboard in the middle of a placed desk ((index, [surface], ...)), facing
+  -z of `yaw`, and clutter at both ends."""
+  rng = lay.rng
+  centre, half, top = desk[1][0]
+  offset = np.array([0.0, top, 0.0])
+  for name, build in (("monitor", _monitor), ("keyboard", _keyboard)):
+    b = _Builder((centre[0], centre[1]), yaw)
+    build(b, rng)
+    lay.add(Piece(name, tuple(dataclasses.replace(p, center=p.center + offset)
+                              for p in b.parts)), support=desk[0], obstacle=False)
+  along = int(np.argmax(half))  # The desk's long side.
+  for sx in (-1, 1):  # Clutter left and right of the screen and keyboard (0.4 m each way).
+    side_centre, side_half = centre.copy(), half.copy()
+    side_centre[along] += sx * (half[along] + 0.4) / 2
+    side_half[along] = (half[along] - 0.4) / 2
+    if side_half[along] > 0.05:
+      for piece in _clutter_on(rng, (side_centre, side_half, top), int(rng.integers(1, 5)),
+                               allow_large=False):
+        lay.add(piece, support=desk[0], obstacle=False)
+
+
+def _desk_with_screen(b, rng, w, d):
+  """A desk with a partition board standing behind it (open-plan offices); its top surface."""
+  surfaces = _table(b, rng, w, d, rng.uniform(0.72, 0.76))
+  height = rng.uniform(1.2, 1.5)
+  b.box((0, height / 2, d / 2 + 0.02), (w / 2, height / 2, 0.02), _paint(rng, (0.4, 0.9)))
+  return surfaces
+
+
 def _office(lay):
   rng = lay.rng
   for _ in range(int(rng.integers(1, 3))):
@@ -709,24 +740,20 @@ def _office(lay):
     desk = lay.on_wall("desk", w, d, lambda b: _table(b, rng, w, d, rng.uniform(0.72, 0.76)))
     if desk is None:
       continue
-    _, [(centre, half, top)], wall, s = desk
-    offset = np.array([0.0, top, 0.0])
-    for name, build in (("monitor", _monitor), ("keyboard", _keyboard)):
-      b = _Builder((centre[0], centre[1]), wall[0])
-      build(b, rng)
-      lay.add(Piece(name, tuple(dataclasses.replace(p, center=p.center + offset)
-                                for p in b.parts)), support=desk[0], obstacle=False)
-    along = int(np.argmax(half))  # The desk's long side runs along the wall.
-    for sx in (-1, 1):  # Clutter left and right of the screen and keyboard (0.4 m each way).
-      side_centre, side_half = centre.copy(), half.copy()
-      side_centre[along] += sx * (half[along] + 0.4) / 2
-      side_half[along] = (half[along] - 0.4) / 2
-      if side_half[along] > 0.05:
-        for piece in _clutter_on(rng, (side_centre, side_half, top), int(rng.integers(1, 4)),
-                                 allow_large=False):
-          lay.add(piece, support=desk[0], obstacle=False)
+    _dress_desk(lay, desk, desk[2][0])
+    _, _, wall, s = desk
     lay.at("chair", _along(wall, s + rng.uniform(-0.2, 0.2), d + 0.35),
            wall[0] + math.pi + rng.uniform(-0.4, 0.4), lambda c: _chair(c, rng))
+  if rng.uniform() < 0.6:  # A desk out in the room, a partition behind it.
+    w, d = rng.uniform(1.2, 1.8), rng.uniform(0.7, 0.8)
+    yaw = float(rng.choice([0.0, math.pi / 2, math.pi, -math.pi / 2]))
+    origin = (rng.uniform(0.35, 0.65) * lay.size[0], rng.uniform(0.35, 0.65) * lay.size[2])
+    desk = lay.at("desk", origin, yaw, lambda b: _desk_with_screen(b, rng, w, d))
+    if desk is not None:
+      _dress_desk(lay, desk, yaw)
+      c, sn = math.cos(yaw), math.sin(yaw)
+      front = (origin[0] - sn * (d / 2 + 0.35), origin[1] - c * (d / 2 + 0.35))
+      lay.at("chair", front, yaw + math.pi + rng.uniform(-0.4, 0.4), lambda b: _chair(b, rng))
   for _ in range(int(rng.integers(1, 3))):
     _shelves(lay)
   _cabinet_with(lay, rng.uniform(0.8, 1.2), 0.45, rng.uniform(0.7, 1.1))
@@ -741,7 +768,7 @@ def _dining(lay):
   _rug(lay, (x, z), (w / 2 + 0.7, d / 2 + 0.7), yaw)
   table = lay.at("dining_table", (x, z), yaw, lambda b: _table(b, rng, w, d, 0.75))
   if table is not None:
-    _with_clutter(lay, table, int(rng.integers(2, 6)))
+    _with_clutter(lay, table, int(rng.integers(3, 9)))
     mat = _wood(rng)
     seats = [(sx * (w / 2 + 0.3), 0.0, sx * math.pi / 2) for sx in (-1, 1)]
     seats += [(px, sz * (d / 2 + 0.3), 0.0 if sz > 0 else math.pi)
@@ -769,7 +796,8 @@ def _room_surfaces(rng):
     tint = wall_colour * 1.2 if rng.uniform() < 0.5 else np.array([0.75, 0.45, 0.35])
     # Only a z wall: the room's texture coordinates on x walls run (height, depth), which
     # would stand the courses on end.
-    walls[int(rng.choice([0, 3]))] = textures.textured(textures.photo("brick"), tint, (1.5, 1.5))
+    walls[int(rng.choice([0, 3]))] = textures.textured(textures.photo("brick", turned=True),
+                                                       tint, (1.2, 1.2))
   pick = rng.uniform()
   if pick < 0.5:
     floor = _wood(rng, (rng.uniform(1.0, 1.6),) * 2)

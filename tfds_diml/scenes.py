@@ -926,8 +926,9 @@ def render_thin_lens(scene: Scene, height: int, width: int, *, focus_distance_m:
   reuse_lighting: computes the light arriving at each surface point (shadows, occlusion) once,
   for the pinhole view, and reuses it for every aperture sample whose ray meets, within one
   pinhole pixel, the same side of the same primitive as that pixel's ray; other points are lit
-  afresh. Shading is view independent, so this only shifts lighting by under a pixel, for a
-  several-fold speed-up with area lights (the furnished rooms).
+  afresh. Shading is view independent, so this only shifts lighting by under a pixel and keeps
+  the pinhole's soft-shadow grain (not averaged over the aperture), for a several-fold speed-up
+  with area lights (the furnished rooms).
 
   Returns:
     rgb: float32 (height, width, 3), sRGB in [0, 1].

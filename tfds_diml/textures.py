@@ -50,9 +50,10 @@ def _fit(image: np.ndarray) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=None)
-def photo(name: str) -> Tuple[np.ndarray, ...]:
+def photo(name: str, turned: bool = False) -> Tuple[np.ndarray, ...]:
   """Mip pyramid of scikit-image's bundled sample image `name` (e.g. 'brick', 'astronaut'),
-  linear RGB in [0, 1]; grey photos are repeated over the three channels."""
+  linear RGB in [0, 1]; grey photos are repeated over the three channels. turned: rotated a
+  quarter turn (the 'brick' photo is a pavement whose courses run up the image)."""
   if name not in SURFACE_PHOTOS + PICTURE_PHOTOS:
     raise ValueError(f"Unknown photo {name!r}; use one of {SURFACE_PHOTOS + PICTURE_PHOTOS}.")
   # Imported here: scikit-image is needed only to generate the synthetic rooms.
@@ -63,6 +64,8 @@ def photo(name: str) -> Tuple[np.ndarray, ...]:
   if image.ndim == 2:
     image = np.repeat(image[..., None], 3, axis=2)
   srgb = _fit(image[..., :3].astype(np.float32) / 255.0)
+  if turned:
+    srgb = np.ascontiguousarray(np.rot90(srgb))
   return mip_pyramid(scenes.srgb_to_linear(srgb))
 
 
