@@ -658,6 +658,7 @@ def _rug(lay, centre, half, yaw=0.0):
 
 
 def _living(lay):
+  """A sofa facing a coffee table on a rug, a floor lamp, a TV on a cabinet, shelves, a plant."""
   rng = lay.rng
   w = rng.uniform(1.6, 2.4)
   sofa = lay.on_wall("sofa", w, 1.0, lambda b: _sofa(b, rng, w))
@@ -681,6 +682,7 @@ def _living(lay):
 
 
 def _bedroom(lay):
+  """A bed with nightstands and table lamps, a rug, a wardrobe, a dresser, shelves."""
   rng = lay.rng
   w, length = rng.uniform(1.0, 1.9), rng.uniform(1.95, 2.15)
   bed = lay.on_wall("bed", w, length, lambda b: _bed(b, rng, w, length))
@@ -734,6 +736,7 @@ def _desk_with_screen(b, rng, w, d):
 
 
 def _office(lay):
+  """Desks against the walls (and perhaps one in the room) with screens, chairs, shelves."""
   rng = lay.rng
   for _ in range(int(rng.integers(1, 3))):
     w, d = rng.uniform(1.1, 1.8), rng.uniform(0.6, 0.8)
@@ -760,6 +763,7 @@ def _office(lay):
 
 
 def _dining(lay):
+  """A table with chairs around it on a rug, a sideboard, shelves."""
   rng = lay.rng
   w, d = rng.uniform(1.2, 2.0), rng.uniform(0.8, 1.0)
   x = rng.uniform(0.4, 0.6) * lay.size[0]
@@ -867,18 +871,6 @@ def _groups(support):
 # Camera.
 
 
-def camera_rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:
-  """world_from_camera (3, 3), columns right, down, forward: looking along yaw about world y
-  (0 = +z), pitched up by `pitch` and rolled by `roll` about the forward axis (radians)."""
-  forward = np.array([math.sin(yaw) * math.cos(pitch), math.sin(pitch),
-                      math.cos(yaw) * math.cos(pitch)])
-  right = np.cross(forward, [0.0, 1.0, 0.0])
-  right /= np.linalg.norm(right)
-  down = np.cross(forward, right)
-  c, s = math.cos(roll), math.sin(roll)
-  return np.stack([c * right + s * down, -s * right + c * down, forward], axis=1)
-
-
 def _standing(furnished, exclude=("rug",)):
   """Bounding boxes (lo, hi) of the standing pieces (but `exclude`d names)."""
   return [_bounds(p.parts) for p in furnished.pieces if not p.mounted and p.name not in exclude]
@@ -902,7 +894,7 @@ def _aimed_camera(rng, size, boxes, targets, clearance):
                 and np.all(pos[[0, 2]] < hi[[0, 2]] + clearance) for lo, hi in boxes)
   if blocked or flat < 1.0:
     return None
-  return scenes.Camera(position=pos, rotation=camera_rotation(yaw, pitch, roll),
+  return scenes.Camera(position=pos, rotation=scenes.camera_rotation(yaw, pitch, roll),
                        focal_length_mm=0.5 * SENSOR_WIDTH_MM / math.tan(hfov / 2),
                        sensor_width_mm=SENSOR_WIDTH_MM)
 

@@ -204,14 +204,18 @@ def _random_material(rng, kinds, saturation_range, value_range, scale_range):
                   angle=float(rng.uniform(0.0, math.pi)), seed=int(rng.integers(0, 2**31 - 1)))
 
 
-def _camera_rotation(yaw, pitch):
-  """world_from_camera for a camera turned by yaw about world y (0 = looking along +z) and
-  pitched by `pitch` radians (negative = looking down); no roll."""
+def camera_rotation(yaw: float, pitch: float, roll: float = 0.0) -> np.ndarray:
+  """world_from_camera (3, 3), columns right, down, forward, for a camera turned by yaw about
+  world y (0 = looking along +z), pitched by `pitch` radians (negative = looking down) and
+  rolled by `roll` radians about its forward axis."""
   forward = np.array([math.sin(yaw) * math.cos(pitch), math.sin(pitch),
                       math.cos(yaw) * math.cos(pitch)])
   right = np.cross(forward, [0.0, 1.0, 0.0])
   right /= np.linalg.norm(right)
   down = np.cross(forward, right)
+  if roll:
+    c, s = math.cos(roll), math.sin(roll)
+    right, down = c * right + s * down, c * down - s * right
   return np.stack([right, down, forward], axis=1)
 
 
@@ -247,7 +251,7 @@ def random_scene(seed: int, *, view: int = 0) -> Scene:
   yaw = vrng.uniform(-0.45, 0.45)
   pitch = vrng.uniform(-0.35, 0.02)
   focal = float(vrng.uniform(24.0, 38.0))
-  camera = Camera(position=cam_pos, rotation=_camera_rotation(yaw, pitch),
+  camera = Camera(position=cam_pos, rotation=camera_rotation(yaw, pitch),
                   focal_length_mm=focal, sensor_width_mm=36.0)
 
   objects = []
