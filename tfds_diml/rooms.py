@@ -877,12 +877,20 @@ def _standing(furnished, exclude=("rug",)):
 
 
 def _aimed_camera(rng, size, boxes, targets, clearance):
-  """A candidate camera: a free spot (`clearance` metres from furniture, 0.3 m from walls)
-  aiming at a random target box 1 m away or more; None if the draw failed."""
-  pos = np.array([rng.uniform(0.3, size[0] - 0.3), rng.uniform(*HEIGHT_M),
-                  rng.uniform(0.3, size[2] - 0.3)])
+  """A candidate camera: a free spot (`clearance` metres from furniture, 0.3 m from walls),
+  anywhere or 1-2.2 m from a random target box, aiming at it from 1 m away or more; None if
+  the draw failed."""
   lo, hi = targets[int(rng.integers(len(targets)))]
   aim = np.array([(lo[0] + hi[0]) / 2, rng.uniform(lo[1], hi[1]), (lo[2] + hi[2]) / 2])
+  if rng.uniform() < 0.5:  # Anywhere in the room.
+    pos = np.array([rng.uniform(0.3, size[0] - 0.3), rng.uniform(*HEIGHT_M),
+                    rng.uniform(0.3, size[2] - 0.3)])
+  else:  # Close up: 1-2.2 m from the target, as one photographs a desk or a shelf.
+    angle, reach = rng.uniform(0, 2 * math.pi), rng.uniform(1.0, 2.2)
+    pos = np.array([aim[0] + reach * math.sin(angle), rng.uniform(*HEIGHT_M),
+                    aim[2] + reach * math.cos(angle)])
+    if np.any(pos[[0, 2]] < 0.3) or np.any(pos[[0, 2]] > size[[0, 2]] - 0.3):
+      return None
   delta = aim - pos
   flat = float(np.hypot(delta[0], delta[2]))
   yaw = math.atan2(delta[0], delta[2]) + rng.uniform(-0.25, 0.25)
