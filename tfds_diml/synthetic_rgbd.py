@@ -192,9 +192,8 @@ class SyntheticRgbd(local_builder.LocalBuilder):
                       views_per_scene=2,
                       thin_lens=ThinLens(f_number=0.25, num_samples=128, hdr=True)),
       # Furnished rooms seen by handheld cameras, stored through a camera's sensor effects: the
-      # realistic counterpart of `quickstart` (same size and counts). About 230 frames per
-      # CPU-minute, so ~1 minute on 2 idle cores (2.5-4.5 minutes measured on 2 shared cores
-      # at load 6-8).
+      # realistic counterpart of `quickstart` (same size and counts). 230-310 frames per
+      # CPU-minute; preparing took 99 s on 2 shared cores at load 3.3, 152 s at load 6.5.
       SyntheticConfig(name="rooms", description="144x192 px furnished rooms, 384/32/32.",
                       height=144, width=192, num_train=384, num_validation=32, num_test=32,
                       views_per_scene=4, scene_kind="furnished", sensor=True),
