@@ -201,8 +201,8 @@ class SyntheticRgbd(local_builder.LocalBuilder):
                       height=48, width=64, num_train=8, num_validation=4, num_test=4,
                       views_per_scene=2, scene_kind="furnished", sensor=True),
       # Thin-lens ground truth in furnished rooms, like `dof` (no sensor effects but a shared
-      # auto-exposure; highlights clip once, after the aperture average). ~15 CPU-seconds per
-      # example: ~6 minutes on 2 idle cores.
+      # auto-exposure; highlights clip once, after the aperture average). 15-25 CPU-seconds
+      # per example: 6-10 minutes on 2 idle cores.
       SyntheticConfig(name="rooms_dof", description="192x256 px furnished thin-lens renders.",
                       height=192, width=256, num_train=8, num_validation=8, num_test=32,
                       views_per_scene=2, scene_kind="furnished",
