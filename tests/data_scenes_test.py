@@ -24,7 +24,7 @@ def _facing_back_wall(distance=3.0, objects=()):
 
 
 def test_camera_rotation_convention():
-  np.testing.assert_allclose(scenes._camera_rotation(0.0, 0.0),  # pylint: disable=protected-access
+  np.testing.assert_allclose(scenes.camera_rotation(0.0, 0.0),
                              np.diag([-1.0, -1.0, 1.0]), atol=1e-12)
 
 

@@ -3,7 +3,9 @@
   diml/lr, diml/hr                 DIML/CVL RGB-D indoor (manual download), `tfds_diml.diml`.
   synthetic_rgbd/<config>          procedural RGB-D scenes with exact depth (no download),
                                    `tfds_diml.synthetic_rgbd`; configs tiny, quickstart,
-                                   diml_lr_like, dof_tiny, dof.
+                                   diml_lr_like, dof_tiny, dof, dof_hdr (boxes in empty
+                                   rooms) and rooms, rooms_tiny, rooms_dof (furnished rooms,
+                                   `tfds_diml.rooms`).
 
 `import tfds_diml.builders` registers both with TFDS. The package itself imports nothing, so
 `tfds_diml.storage` (millimetres <-> metres, PNG encoding) is usable without loading TFDS. Both

@@ -9,21 +9,36 @@ Configs with `thin_lens` set add `image_dof` (uint8 (H, W, 3), the same view thr
 `scenes.render_thin_lens`) and the scalars `focus_distance_m`, `f_number`, `focal_length_mm`,
 `sensor_width_mm` (float32). `dof_hdr` adds lights brighter than white (see `ThinLens.hdr`).
 
+Two kinds of rooms (`SyntheticConfig.scene_kind`): "boxes", empty rooms holding a few textured boxes
+and spheres under point lights (`scenes.random_scene`: tiny, quickstart, diml_lr_like, dof*),
+and "furnished", furnished rooms with photographic textures, soft light and handheld cameras
+(`rooms.room_scene`: rooms, rooms_tiny, rooms_dof). With `sensor`, the stored photo goes through
+`sensor.photo` (exposure, white balance, vignetting, blur, noise, JPEG); depth stays exact.
+Thin-lens furnished rooms share one auto-exposure between `image` and `image_dof` and have no
+other sensor effect, so the pair differs only by the lens.
+
 Rooms are disjoint between splits (train, validation and test use different room seeds), so
-no scene leaks from train into evaluation. Everything is deterministic in the config.
+no scene leaks from train into evaluation. Everything is deterministic in the config, however
+many worker processes render it (`SyntheticRgbd(num_workers=...)`, default os.cpu_count()).
 
 PNG bytes are encoded here with OpenCV and decoded by TFDS with OpenCV, so neither preparing nor
 reading needs TensorFlow.
 """
 
 import dataclasses
+import os
+import pickle
+import subprocess
+import sys
 from typing import Optional
 
 import numpy as np
 import tensorflow_datasets as tfds
 
 from tfds_diml import local_builder
+from tfds_diml import rooms
 from tfds_diml import scenes
+from tfds_diml import sensor
 from tfds_diml import storage
 
 # Room seeds of the three splits never overlap (see `_room_seeds`).
@@ -55,6 +70,8 @@ class SyntheticConfig(tfds.core.BuilderConfig):
   views_per_scene: int = 2
   seed: int = 0
   thin_lens: Optional[ThinLens] = None
+  scene_kind: str = "boxes"  # "boxes" (scenes.random_scene) or "furnished" (rooms.room_scene).
+  sensor: bool = False  # The stored photo goes through sensor.photo (furnished, pinhole only).
 
 
 def _to_uint8(rgb01: np.ndarray) -> np.ndarray:
@@ -73,29 +90,62 @@ def _focus_distance(seed: int, depth_m: np.ndarray) -> float:
 
 def render_example(config: SyntheticConfig, room_seed: int, view: int) -> dict:
   """The feature dict of one view, deterministic in (config, room_seed, view)."""
+  if config.scene_kind == "furnished":
+    return _render_furnished(config, room_seed, view)
   hdr = config.thin_lens is not None and config.thin_lens.hdr
   scene = (scenes.random_hdr_scene if hdr else scenes.random_scene)(room_seed, view=view)
   rgb, depth_m = scenes.render_pinhole(scene, config.height, config.width)
-  example = {
-      "image": storage.encode_png(_to_uint8(rgb)),
-      "depth": storage.encode_png(storage.metres_to_millimetres(depth_m)[..., None]),
-      "scene": f"room_{room_seed:07d}",
-      "stem": f"view_{view}",
-  }
+  example = _features(room_seed, view, _to_uint8(rgb), depth_m)
   if config.thin_lens is not None:
     focus = _focus_distance(room_seed * 1000 + view, depth_m)
     dof = scenes.render_thin_lens(scene, config.height, config.width, focus_distance_m=focus,
                                   f_number=config.thin_lens.f_number,
                                   num_samples=config.thin_lens.num_samples,
                                   clip_each_view=not hdr)
-    example.update({
-        "image_dof": storage.encode_png(_to_uint8(dof)),
-        "focus_distance_m": np.float32(focus),
-        "f_number": np.float32(config.thin_lens.f_number),
-        "focal_length_mm": np.float32(scene.camera.focal_length_mm),
-        "sensor_width_mm": np.float32(scene.camera.sensor_width_mm),
-    })
+    example.update(_dof_features(config, scene, dof, focus))
   return example
+
+
+def _render_furnished(config: SyntheticConfig, room_seed: int, view: int) -> dict:
+  """`render_example` for furnished rooms: pinhole radiance through the sensor (or, with a thin
+  lens, one shared auto-exposure for the pinhole and thin-lens renders)."""
+  scene = rooms.room_scene(room_seed, view)
+  linear, depth_m = scenes.render_pinhole_linear(scene, config.height, config.width, clip=False)
+  photo_seed = room_seed * 1000 + view
+  if config.thin_lens is None:
+    image = (sensor.photo(linear, photo_seed) if config.sensor
+             else _to_uint8(scenes.linear_to_srgb(linear)))
+    return _features(room_seed, view, image, depth_m)
+  gain = sensor.exposure_gain(linear, photo_seed)
+  example = _features(room_seed, view, _to_uint8(scenes.linear_to_srgb(linear * gain)), depth_m)
+  focus = _focus_distance(photo_seed, depth_m)
+  dof = scenes.render_thin_lens(scene, config.height, config.width, focus_distance_m=focus,
+                                f_number=config.thin_lens.f_number,
+                                num_samples=config.thin_lens.num_samples, clip_each_view=False,
+                                exposure=gain, reuse_lighting=True)
+  example.update(_dof_features(config, scene, dof, focus))
+  return example
+
+
+def _features(room_seed, view, image_uint8, depth_m):
+  """The features every example has: PNG-encoded image and depth (mm), scene and stem names."""
+  return {
+      "image": storage.encode_png(image_uint8),
+      "depth": storage.encode_png(storage.metres_to_millimetres(depth_m)[..., None]),
+      "scene": f"room_{room_seed:07d}",
+      "stem": f"view_{view}",
+  }
+
+
+def _dof_features(config, scene, dof_srgb, focus):
+  """The thin-lens features: `image_dof` (PNG) and the lens and camera scalars."""
+  return {
+      "image_dof": storage.encode_png(_to_uint8(dof_srgb)),
+      "focus_distance_m": np.float32(focus),
+      "f_number": np.float32(config.thin_lens.f_number),
+      "focal_length_mm": np.float32(scene.camera.focal_length_mm),
+      "sensor_width_mm": np.float32(scene.camera.sensor_width_mm),
+  }
 
 
 def _room_seeds(config: SyntheticConfig, split: str, num_examples: int):
@@ -141,7 +191,31 @@ class SyntheticRgbd(local_builder.LocalBuilder):
                       height=192, width=256, num_train=8, num_validation=8, num_test=16,
                       views_per_scene=2,
                       thin_lens=ThinLens(f_number=0.25, num_samples=128, hdr=True)),
+      # Furnished rooms seen by handheld cameras, stored through a camera's sensor effects: the
+      # realistic counterpart of `quickstart` (same size and counts). 230-310 frames per
+      # CPU-minute; preparing took 99 s on 2 shared cores at load 3.3, 152 s at load 6.5.
+      SyntheticConfig(name="rooms", description="144x192 px furnished rooms, 384/32/32.",
+                      height=144, width=192, num_train=384, num_validation=32, num_test=32,
+                      views_per_scene=4, scene_kind="furnished", sensor=True),
+      SyntheticConfig(name="rooms_tiny", description="48x64 px furnished rooms (tests).",
+                      height=48, width=64, num_train=8, num_validation=4, num_test=4,
+                      views_per_scene=2, scene_kind="furnished", sensor=True),
+      # Thin-lens ground truth in furnished rooms, like `dof` (no sensor effects but a shared
+      # auto-exposure; highlights clip once, after the aperture average). 15-25 CPU-seconds
+      # per example: 6-10 minutes on 2 idle cores.
+      SyntheticConfig(name="rooms_dof", description="192x256 px furnished thin-lens renders.",
+                      height=192, width=256, num_train=8, num_validation=8, num_test=32,
+                      views_per_scene=2, scene_kind="furnished",
+                      thin_lens=ThinLens(f_number=0.25, num_samples=128, hdr=True)),
   ]
+
+  def __init__(self, *, num_workers: Optional[int] = None, **kwargs):
+    """num_workers: processes rendering the examples (None: os.cpu_count(), fewer for small
+    splits); the data is the same for any number."""
+    if num_workers is not None and num_workers < 1:
+      raise ValueError(f"num_workers must be >= 1 (or None for all CPUs); got {num_workers}.")
+    self._num_workers = num_workers
+    super().__init__(**kwargs)
 
   def _info(self) -> tfds.core.DatasetInfo:
     features = local_builder.rgbd_features()
@@ -166,5 +240,58 @@ class SyntheticRgbd(local_builder.LocalBuilder):
     }
 
   def _generate_examples(self, split, num_examples):
-    for room_seed, view in _room_seeds(self.builder_config, split, num_examples):
-      yield f"{room_seed}_{view}", render_example(self.builder_config, room_seed, view)
+    keys = _room_seeds(self.builder_config, split, num_examples)
+    for (room_seed, view), example in zip(keys, _render_all(self.builder_config, keys,
+                                                            self._num_workers)):
+      yield f"{room_seed}_{view}", example
+
+
+# A worker process is worth its start-up (~2 s: it imports TFDS) only for this many examples.
+_EXAMPLES_PER_WORKER = 16
+# What a worker process runs (see `_serve`). A fresh interpreter started with -c, not
+# multiprocessing: a fork would copy the caller's JAX/TFDS threads, and multiprocessing's spawn
+# re-runs the caller's main script in every worker, which an unguarded script does not survive.
+_WORKER_COMMAND = "from tfds_diml import synthetic_rgbd; synthetic_rgbd._serve()"
+
+
+def _serve():
+  """Worker process: reads [(config, [(room_seed, view)])] from stdin (pickle), writes one
+  pickled list of `render_example` dicts per chunk to stdout, in order."""
+  jobs = pickle.load(sys.stdin.buffer)
+  for config, chunk in jobs:
+    pickle.dump([render_example(config, *key) for key in chunk], sys.stdout.buffer)
+    sys.stdout.buffer.flush()
+
+
+def _render_all(config: SyntheticConfig, keys, num_workers: Optional[int]):
+  """Yields `render_example(config, *key)` for keys [(room_seed, view)] in order, rendered by
+  num_workers processes (None: os.cpu_count(), at most one per _EXAMPLES_PER_WORKER examples;
+  1: in this process). Each room's views go to one worker (it lays the room out once); rooms
+  are dealt out in turn, so the examples are the same for any number of workers."""
+  if num_workers is None:
+    num_workers = min(os.cpu_count() or 1, max(1, len(keys) // _EXAMPLES_PER_WORKER))
+  if num_workers == 1:
+    yield from (render_example(config, *key) for key in keys)
+    return
+  step = config.views_per_scene
+  chunks = [keys[i:i + step] for i in range(0, len(keys), step)]
+  env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+  workers = [subprocess.Popen([sys.executable, "-c", _WORKER_COMMAND], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, env=env) for _ in range(num_workers)]
+  try:
+    for w, worker in enumerate(workers):
+      pickle.dump([(config, chunk) for chunk in chunks[w::num_workers]], worker.stdin)
+      worker.stdin.close()
+    for i in range(len(chunks)):
+      worker = workers[i % num_workers]
+      try:
+        examples = pickle.load(worker.stdout)
+      except EOFError:
+        raise RuntimeError(f"A synthetic_rgbd worker process died (exit code {worker.wait()}); "
+                           "its error is printed above.") from None
+      yield from examples
+  finally:
+    for worker in workers:
+      worker.kill()
+      worker.wait()
+      worker.stdout.close()
