@@ -21,10 +21,16 @@ def get_config(arg=None):
 
 
 def shrink_to_quickstart(c):
-  """Scales a base ConfigDict down, in place, to the quickstart: 128 px synthetic scenes and a
-  CPU-sized Pix2Pix, same losses and optimiser (`configs/quickstart.py`, the `:synthetic` arms).
-  Returns c."""
-  c.dataset = "synthetic_rgbd/quickstart"
+  """Scales a base ConfigDict down, in place, to the quickstart: 128 px furnished synthetic
+  rooms with photometric augmentation and a CPU-sized Pix2Pix, same losses and optimiser
+  (`configs/quickstart.py`, the `:synthetic` arms). Returns c."""
+  c.dataset = "synthetic_rgbd/rooms"
+  # The rooms already carry sensor effects (exposure, white balance, vignetting, noise, blur,
+  # JPEG); the augmentation varies colour and tone further, as other cameras would.
+  c.augment.update(color_prob=0.8, brightness=0.25, contrast=0.25, saturation=0.3, hue=0.03,
+                   channel_gain=0.1, gamma_prob=0.5, gamma=0.3, blur_prob=0.2, blur_sigma=0.8,
+                   noise_prob=0.3, noise_std=0.02, jpeg_prob=0.3, jpeg_quality_min=60)
+  c.samples_real_photo = True
   c.image_size = 128
   c.load_size = 143            # 286/256 of the crop, as in the reference.
   c.model.ngf = 32

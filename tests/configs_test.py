@@ -14,18 +14,24 @@ CONFIGS_DIR = os.path.join(ROOT, "configs")
 _PAPER_MODEL = {"ngf": 64, "ndf": 64, "num_downs": 8, "n_layers": 3, "norm": "batch",
                 "disc_norm": "batch", "dropout_rate": 0.5, "conv_impl": "auto"}
 _QUICK_MODEL = dict(_PAPER_MODEL, ngf=32, ndf=32, num_downs=7)
-# Photometric augmentation: off (every probability 0) in every config file.
+# Photometric augmentation: off (every probability 0) except in the quickstart-sized configs.
 _AUGMENT_OFF = {"color_prob": 0.0, "brightness": 0.0, "contrast": 0.0, "saturation": 0.0,
                 "hue": 0.0, "channel_gain": 0.0, "gamma_prob": 0.0, "gamma": 0.0,
                 "blur_prob": 0.0, "blur_sigma": 0.0, "noise_prob": 0.0, "noise_std": 0.0,
                 "jpeg_prob": 0.0, "jpeg_quality_min": 100}
 _PAPER = {"dataset": "diml/lr", "eval_dataset": "", "rgbd_dir": None, "augment": _AUGMENT_OFF,
+          "samples_real_photo": False,
           "image_size": 256, "load_size": 286,
           "batch_size": 1, "eval_batch_size": 1, "num_train_steps": 300_000,
           "lr_constant_steps": 150_000, "eval_every_steps": 5_000, "compute_dtype": "float32",
           "parallelism": "jit", "loss.arm": "cgan_l1", "loss.bokeh_weight": 0.0,
           "model": _PAPER_MODEL}
-_QUICK = dict(_PAPER, dataset="synthetic_rgbd/quickstart", image_size=128, load_size=143,
+_AUGMENT_QUICK = dict(_AUGMENT_OFF, color_prob=0.8, brightness=0.25, contrast=0.25,
+                     saturation=0.3, hue=0.03, channel_gain=0.1, gamma_prob=0.5, gamma=0.3,
+                     blur_prob=0.2, blur_sigma=0.8, noise_prob=0.3, noise_std=0.02, jpeg_prob=0.3,
+                     jpeg_quality_min=60)
+_QUICK = dict(_PAPER, dataset="synthetic_rgbd/rooms", augment=_AUGMENT_QUICK,
+              samples_real_photo=True, image_size=128, load_size=143,
               batch_size=4, eval_batch_size=8, num_train_steps=1500, lr_constant_steps=1000,
               eval_every_steps=500, model=_QUICK_MODEL)
 _SYNTH = dict(_QUICK, eval_dataset="synthetic_rgbd/dof")
