@@ -4,8 +4,8 @@
   synthetic_rgbd/<config>          procedural RGB-D scenes with exact depth (no download),
                                    `tfds_diml.synthetic_rgbd`; configs tiny, quickstart,
                                    diml_lr_like, dof_tiny, dof, dof_hdr (boxes in empty
-                                   rooms) and rooms, rooms_tiny, rooms_dof (furnished rooms,
-                                   `tfds_diml.rooms`).
+                                   rooms) and rooms, rooms_large, rooms_tiny, rooms_dof
+                                   (furnished rooms, `tfds_diml.rooms`).
 
 `import tfds_diml.builders` registers both with TFDS. The package itself imports nothing, so
 `tfds_diml.storage` (millimetres <-> metres, PNG encoding) is usable without loading TFDS. Both

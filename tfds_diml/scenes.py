@@ -411,8 +411,9 @@ def _intersect_cylinder(cyl, O, D):
   side = (-b - np.sqrt(np.maximum(disc, 0.0))) * _safe_inverse(a)
   side_ok = (disc >= 0) & (a > 0) & (side > _EPS) & (np.abs(oy + side * D[1]) <= h)
   cap = (np.where(D[1] < 0, h, -h) - oy) * _safe_inverse(D[1])
-  cx, cz = ox + cap * D[0], oz + cap * D[2]
-  cap_ok = (cap > _EPS) & (cx * cx + cz * cz <= r2)
+  with np.errstate(over="ignore"):  # Rays parallel to the caps: cap ~ 1e30 and cx * cx = inf.
+    cx, cz = ox + cap * D[0], oz + cap * D[2]
+    cap_ok = (cap > _EPS) & (cx * cx + cz * cz <= r2)
   t = np.minimum(np.where(side_ok, side, np.inf), np.where(cap_ok, cap, np.inf))
   return t.astype(np.float32)
 
