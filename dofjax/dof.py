@@ -33,7 +33,9 @@ with the anti-aliased aperture, composited near to far with additive transmittan
 seen through clip(1 - summed coverage of the nearer layers), so the two halves (1 - w, w) of a
 surface split between neighbouring layers hide everything behind it; multiplicative "over" would
 leave a gap of w (1 - w) for the fill behind to show through), each layer at the coarsest
-resolution the layers nearer than it allow, and finally divided by the accumulated coverage.
+resolution the layers nearer than it allow, and finally divided by the accumulated coverage. A
+layer that no pixel falls on is skipped (built, filled and blurred only under a lax.cond on its
+occupancy), so a layer plan wider than the photo's own blurs costs little.
 
 Kernel methods: 'fft' (every layer at full resolution; cost independent of the radius),
 'pyramid' (the default: a layer of radius r >= 16 px is blurred with an FFT at 1/f resolution,
