@@ -33,7 +33,9 @@ with the anti-aliased aperture, composited near to far with additive transmittan
 seen through clip(1 - summed coverage of the nearer layers), so the two halves (1 - w, w) of a
 surface split between neighbouring layers hide everything behind it; multiplicative "over" would
 leave a gap of w (1 - w) for the fill behind to show through), each layer at the coarsest
-resolution the layers nearer than it allow, and finally divided by the accumulated coverage.
+resolution the layers nearer than it allow, and finally divided by the accumulated coverage. A
+layer that no pixel falls on is skipped (built, filled and blurred only under a lax.cond on its
+occupancy), so a layer plan wider than the photo's own blurs costs little.
 
 Kernel methods: 'fft' (every layer at full resolution; cost independent of the radius),
 'pyramid' (the default: a layer of radius r >= 16 px is blurred with an FFT at 1/f resolution,
@@ -67,6 +69,7 @@ _FILL_RADIUS_SCALE = 2.0    # Fill reaches this many times the largest blur radi
 _FILL_GAIN = 4.0            # Fill is full where >= 1/_FILL_GAIN of its disc is this layer.
 _EDGE_STEPS = 1.0           # Fill only behind depth jumps of > 1 layer step (fully at >= 2).
 _PUSH_TRUST_FLOOR = 0.05    # Push-pull: weight of a coarse colour that was itself filled.
+_FILL_COLOUR_FACTOR = 1      # Fill colour pushed-pulled from this factor on (2 shows outlines).
 _TRANSMITTANCE_EPS = 1e-2   # Floor of the reduced-resolution transmittance in `_add_behind`.
 # Highlight recovery for real (8-bit, clipped) photos: see `recover_highlights`. Renders compared
 # with renders (evaluation, `bokeh_loss`) keep the gain at 0 unless asked.
@@ -219,23 +222,18 @@ def _fill_plan(radii):
   return reach, f, pull
 
 
-def _layer_weights(s, radii):
-  """Tent weights over the layer radii: (list of L arrays shaped like s, summing to 1; clipped s;
-  the knots)."""
-  knots = np.asarray(radii, np.float64)
-  u = jnp.clip(s, knots[0], knots[-1])
-  weights = []
-  for k in range(len(knots)):
-    up = (u - knots[k - 1]) / (knots[k] - knots[k - 1]) if k > 0 else None
-    down = (knots[k + 1] - u) / (knots[k + 1] - knots[k]) if k + 1 < len(knots) else None
-    if up is None:
-      w = down
-    elif down is None:
-      w = up
-    else:
-      w = jnp.minimum(up, down)
-    weights.append(jnp.clip(w, 0.0, 1.0))
-  return weights, u, knots
+def _layer_weight(u, knots, k):
+  """Tent weight of layer k (in [0, 1]) for blur radii u already clipped to the knots' range;
+  the weights of all layers sum to 1."""
+  up = (u - knots[k - 1]) / (knots[k] - knots[k - 1]) if k > 0 else None
+  down = (knots[k + 1] - u) / (knots[k + 1] - knots[k]) if k + 1 < len(knots) else None
+  if up is None:
+    w = down
+  elif down is None:
+    w = up
+  else:
+    w = jnp.minimum(up, down)
+  return jnp.clip(w, 0.0, 1.0)
 
 
 def _nearer_share(u, knots, k):
@@ -436,7 +434,8 @@ def _render_one(image, s, *, radii, method, highlight=None, aperture=(0, 0.0)):
   sRGB."""
   h, w = s.shape
   factors = [_layer_factor(r, method) for r in radii]
-  big = max(factors + list(_fill_plan(radii)[1:]))
+  fill_reach, fill_factor, pull_factor = _fill_plan(radii)
+  big = max(factors + [fill_factor, pull_factor])
   hp, wp = -(-h // big) * big, -(-w // big) * big
   pad = ((0, hp - h), (0, wp - w))
 
@@ -447,35 +446,65 @@ def _render_one(image, s, *, radii, method, highlight=None, aperture=(0, 0.0)):
   lin = jnp.pad(_channels_first(lin), ((0, 0),) + pad)
   inside = jnp.pad(jnp.ones((h, w), s.dtype), pad)
   s = jnp.pad(s, pad)
-  weights, u, knots = _layer_weights(s, radii)
+  knots = np.asarray(radii, np.float64)
+  u = jnp.clip(s, knots[0], knots[-1])
+  # Premultiplied colour and coverage of layer k at full resolution (each use fuses it).
+  def full(k, lin, u, inside):
+    wk = _layer_weight(u, knots, k) * inside
+    return jnp.concatenate([lin * wk, wk[None]])
 
-  # Per layer, at the resolution it is blurred at: premultiplied colour, coverage, and the share
-  # of the layers at least two steps nearer (where the fill goes: one step nearer, a surface may
-  # be split between the two layers, which must not show this layer's fill through its halves).
-  layers = []
-  for k, wk in enumerate(weights):
-    wk = wk * inside
-    nearer = _nearer_share(u, knots, k + 1) * inside
-    layers.append(_downsample(jnp.concatenate([lin * wk, wk[None], nearer[None]]), factors[k]))
+  # The fill's inputs at its coarse resolution, split into layers from colour and blur radii
+  # box-averaged to half that resolution first (the fill is smooth; 1/4 of the cost or less).
+  g = max(fill_factor // 2, 1)
+  lin_g, ui_g = _downsample(lin, g), _downsample(jnp.stack([u, inside]), g)
+  coarse = jnp.stack([_downsample(full(k, lin_g, ui_g[0], ui_g[1]), fill_factor // g)
+                      for k in range(len(radii))])
+  alpha, base = _hidden_fill(coarse, s, inside, radii, fill_reach, fill_factor, method)
 
-  fills = _hidden_fill(layers, factors, s, inside, radii, method)
   blurred_layers = []
   for k, radius in enumerate(radii):
     f = factors[k]
-    layer = layers[k][:4] + layers[k][4:] * fills[k]
     # A disc adds a variance of r^2 / 4 per axis; box-down (f^2 - 1) / 12, Catmull-Rom-up none.
-    # The radius is shrunk by at least 1 px^2 (the renderer's full-resolution convention).
+    # The radius is shrunk by at least 1 px^2 (the renderer's full-resolution convention; it keeps
+    # pixels within a fraction of a pixel of focus within 1/255 of the photo. Without it, small
+    # defocus matches the thin-lens truth better: see the README's quality section).
     shrink = max(1.0, (f * f - 1) / 3.0)
     r_low = math.sqrt(max(radius * radius - shrink, 0.25 * radius * radius)) / f
-    # At 1/f resolution the rim stays one full-resolution pixel wide (1/f px here): the
-    # resampling softens it enough.
-    layer = _blur(layer, r_low, method, aperture, ramp=1.0 / f)
-    blurred_layers.append((jnp.concatenate([layer[:3], jnp.clip(layer[3:], 0.0, 1.0)]), f))
+
+    def blur_layer(lin, u, inside, alpha_k, base_k, k=k, f=f, r_low=r_low):
+      layer = _downsample(full(k, lin, u, inside), f)
+      # The fill goes where the layers at least two steps nearer are (one step nearer, a surface
+      # may be split between the two layers, which must not show this layer's fill through its
+      # halves).
+      nearer = _downsample((_nearer_share(u, knots, k + 1) * inside)[None], f)
+      fill = _layer_fill(layer, f, alpha_k, base_k, fill_factor, pull_factor)
+      # At 1/f resolution the rim stays one full-resolution pixel wide (1/f px here): the
+      # resampling softens it enough.
+      layer = _blur(layer + nearer * fill, r_low, method, aperture, ramp=1.0 / f)
+      return jnp.concatenate([layer[:3], jnp.clip(layer[3:], 0.0, 1.0)])
+
+    # A layer no pixel falls on has no fill either (its fill continues its own colour): skip it
+    # (XLA runs one branch; under vmap both run, with the same result).
+    blurred = jax.lax.cond(_occupied(u, inside, knots, k), blur_layer,
+                           lambda *_, f=f: jnp.zeros((4, hp // f, wp // f), lin.dtype),
+                           lin, u, inside, alpha[k], base[k])
+    blurred_layers.append((blurred, f))
 
   rgba = _composite(blurred_layers)
   rgb = rgba[:3] / jnp.maximum(rgba[3:], COVERAGE_EPS)
   rgb = linear_to_srgb(jnp.maximum(rgb, 0.0))[:, :h, :w]
   return jnp.clip(jnp.moveaxis(rgb, 0, -1), 0.0, 1.0)
+
+
+def _occupied(u, inside, knots, k):
+  """Whether layer k has any weight: some pixel inside the image with clipped radius u strictly
+  between the neighbouring knots (scalar bool)."""
+  hit = inside > 0
+  if k > 0:
+    hit = hit & (u > knots[k - 1])
+  if k + 1 < len(knots):
+    hit = hit & (u < knots[k + 1])
+  return jnp.any(hit)
 
 
 def _channels_first(x):
@@ -486,25 +515,21 @@ def _channels_first(x):
   return jnp.sum(x[None] * eye[:, None, None, :], axis=-1)
 
 
-def _hidden_fill(layers, factors, s, inside, radii, method):
-  """The hidden background of each layer, to add under its nearer layers: premultiplied (colour,
-  coverage) (4, H/f, W/f) per layer, at the layer's own resolution.
+def _hidden_fill(coarse, s, inside, radii, fill_reach, fill_factor, method):
+  """Where and with what base colour each layer's hidden background is filled, at the fill
+  resolution: (alpha (L, 1, H/F, W/F) in [0, 1], base colour (L, 3, H/F, W/F)), F = fill_factor;
+  coarse: the layers' premultiplied (colour, coverage) (L, 4, H/F, W/F).
 
   Where: a layer's fill is full within ~fill_reach / 2 of its pixels (a normalised convolution of
-  its coverage, at the fill resolution) and only near an occlusion edge (a jump of more than
-  _EDGE_STEPS layer steps): on a continuous surface split into bands, the coverage normalisation
-  already mixes the bands correctly and a fill would smear far colours under near ones.
-  What colour: the layer's own colour continued into its holes by push-pull (`_push_pull`), so
-  the background goes on behind a blurred foreground, continuous with what is visible at the
-  hole's border; the normalised convolution's colour only where even the coarsest push-pull level
-  is empty.
+  its coverage) and only near an occlusion edge (a jump of more than _EDGE_STEPS layer steps): on
+  a continuous surface split into bands, the coverage normalisation already mixes the bands
+  correctly and a fill would smear far colours under near ones. The colour (`_layer_fill`) is the
+  layer's own colour continued into its holes by push-pull; `base`, the normalised convolution's
+  colour, only where even the coarsest push-pull level is empty.
   """
-  fill_reach, fill_factor, pull_factor = _fill_plan(radii)
   step = max(abs(r) for r in radii) / (len(radii) // 2)
   s_far, s_near = _block_extremes(s, inside, fill_factor)
   edge = jnp.clip((s_near - s_far) / (_EDGE_STEPS * max(step, 1.0)) - 1.0, 0.0, 1.0)
-  coarse = jnp.stack([_downsample(lay[:4], fill_factor // factors[k])
-                      for k, lay in enumerate(layers)])
   fill_radius = fill_reach / fill_factor
   fill_method = "direct" if method == "direct" else "fft"
   blurred = jax.vmap(lambda x: _blur(x, fill_radius, fill_method))(
@@ -516,13 +541,18 @@ def _hidden_fill(layers, factors, s, inside, radii, method):
   blurred = blurred[:-1]
   base = blurred[:, :3] / jnp.maximum(blurred[:, 3:], COVERAGE_EPS)
   alpha = jnp.clip(_FILL_GAIN * blurred[:, 3:] / norm, 0.0, 1.0) * near_edge
-  fills = []
-  for k, layer in enumerate(layers):
-    f = factors[k]
-    a = _upsample(alpha[k], fill_factor // f)
-    colour = _push_pull(layer[:4], f, base[k], fill_factor, pull_factor)
-    fills.append(jnp.concatenate([colour * a, a]))
-  return fills
+  return alpha, base
+
+
+def _layer_fill(layer, f, alpha, base, fill_factor, pull_factor):
+  """A layer's hidden-background fill, premultiplied (colour, coverage) (4, h, w) at the layer's
+  factor f, from the layer (4, h, w) and its fill alpha (1, ..) and base colour (3, ..) at
+  fill_factor. The colour is pushed-pulled from factor g = max(f, _FILL_COLOUR_FACTOR) on (it only
+  shows inside holes, where it is smooth) and upsampled with the alpha to factor f."""
+  g = min(max(f, _FILL_COLOUR_FACTOR), fill_factor)
+  colour = _push_pull(_downsample(layer, g // f), g, base, fill_factor, pull_factor)
+  a = _upsample(alpha, fill_factor // g)
+  return _upsample(jnp.concatenate([colour * a, a]), g // f)
 
 
 def _push_pull(premult, f, base, f_base, f_top):
