@@ -41,6 +41,7 @@ def _labelled(png_path, num_columns):
   return all((strip[:, cols] < 128).any() for cols in columns)
 
 
+@pytest.mark.slow  # Three CLI runs (train, resume, evaluate): the longest check of the suite.
 def test_train_from_relative_workdir_logs_resumes_and_evaluates(tmp_path, synthetic_data_dir):
   """One end-to-end run of the README's flow from a relative --workdir (orbax itself only takes
   absolute paths): train with evaluations between checkpoints, resume, evaluate the test split."""

@@ -40,9 +40,15 @@ def synthetic_data_dir(tmp_path_factory) -> str:
 MULTIDEVICE_DEVICES = 8
 
 
+# The longest tests, started first so that pytest-xdist's workers do not end on them.
+RUN_FIRST = ("multidevice_run_test.py", "real_frames_test.py")
+
+
 def pytest_collection_modifyitems(config, items):
-  """Skips tests marked `multidevice` unless jax sees 8 devices (JAX_NUM_CPU_DEVICES=8)."""
+  """Starts the RUN_FIRST modules first; skips tests marked `multidevice` unless jax sees 8
+  devices (JAX_NUM_CPU_DEVICES=8)."""
   del config
+  items.sort(key=lambda item: item.nodeid.split("::")[0].rsplit("/", 1)[-1] not in RUN_FIRST)
   marked = [item for item in items if item.get_closest_marker("multidevice")]
   if not marked:
     return
