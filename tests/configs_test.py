@@ -32,8 +32,8 @@ _AUGMENT_QUICK = dict(_AUGMENT_OFF, color_prob=0.8, brightness=0.25, contrast=0.
                      jpeg_quality_min=60)
 _QUICK = dict(_PAPER, dataset="synthetic_rgbd/rooms", augment=_AUGMENT_QUICK,
               samples_real_photo=True, image_size=128, load_size=143,
-              batch_size=4, eval_batch_size=8, num_train_steps=1000, lr_constant_steps=650,
-              eval_every_steps=500, model=_QUICK_MODEL)
+              batch_size=4, eval_batch_size=8, num_train_steps=800, lr_constant_steps=520,
+              eval_every_steps=400, model=_QUICK_MODEL)
 _SYNTH = dict(_QUICK, eval_dataset="synthetic_rgbd/dof")
 EXPECTED = {
     ("base", None): _PAPER,
