@@ -1,6 +1,8 @@
 """The fast (matmul) convolutions equal the plain ones, forward and backward; impl selection;
 bfloat16 compute. Small channel counts so everything runs in seconds on a CPU."""
 
+import functools
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -13,13 +15,6 @@ from dofjax import fast_conv
 from dofjax import layers
 from dofjax import models
 
-
-@pytest.fixture()
-def fast_random_init():
-  """jax's non-partitionable threefry (what state.create_train_state uses) compiles weight
-  initialisers several times faster on CPU."""
-  with jax.threefry_partitionable(False):
-    yield
 
 RTOL = 2e-5  # Relative to the largest magnitude of the reference (float32 sums of <= 1k terms).
 
@@ -159,11 +154,26 @@ def test_resolve_impl_auto_on_this_machine():
   assert layers.resolve_impl("auto") == expected
 
 
-def _model_outputs(module_cls, x, impl, dtype=jnp.float32, **kwargs):
-  """(init variables (impl-independent), train-mode output, eval output, param grads)."""
-  init = jax.jit(lambda rngs: module_cls(conv_impl="xla", **kwargs).init(rngs, x, train=False))(
-      {"params": jax.random.key(0), "dropout": jax.random.key(1)})
-  module = module_cls(conv_impl=impl, dtype=dtype, **kwargs)
+@functools.lru_cache(maxsize=None)
+def _init_variables(module_cls, shape, kwargs_items):
+  """The module's init variables for input `shape` (impl- and dtype-independent), computed
+  once per process and shared by the tests below."""
+  x = _model_input(shape)
+  with jax.threefry_partitionable(False):  # Compiles weight initialisers several times faster.
+    return jax.jit(
+        lambda rngs: module_cls(conv_impl="xla", **dict(kwargs_items)).init(rngs, x, train=False))(
+            {"params": jax.random.key(0), "dropout": jax.random.key(1)})
+
+
+def _model_input(shape):
+  return jnp.tanh(_random(shape, 8))
+
+
+@functools.lru_cache(maxsize=None)
+def _model_outputs_cached(module_cls, shape, kwargs_items, impl, dtype):
+  init = _init_variables(module_cls, shape, kwargs_items)
+  x = _model_input(shape)
+  module = module_cls(conv_impl=impl, dtype=dtype, **dict(kwargs_items))
   rngs = {"dropout": jax.random.key(2)}
 
   def loss(params):
@@ -171,9 +181,18 @@ def _model_outputs(module_cls, x, impl, dtype=jnp.float32, **kwargs):
                           mutable=["batch_stats"])
     return jnp.mean(out * jnp.linspace(-1, 1, out.size).reshape(out.shape)), out
 
-  (_, train_out), grads = jax.jit(jax.value_and_grad(loss, has_aux=True))(init["params"])
-  eval_out = jax.jit(lambda v: module.apply(v, x, train=False))(init)
-  return init, train_out, eval_out, grads
+  def outputs(variables):  # One compiled program for the train output, its grads and eval.
+    (_, train_out), grads = jax.value_and_grad(loss, has_aux=True)(variables["params"])
+    return train_out, module.apply(variables, x, train=False), grads
+
+  return (init, *jax.jit(outputs)(init))
+
+
+def _model_outputs(module_cls, shape, impl, dtype=jnp.float32, **kwargs):
+  """(init variables (impl-independent), train-mode output, eval output, param grads) of the
+  module on a fixed random input of `shape`; each combination is computed once per process."""
+  return _model_outputs_cached(module_cls, tuple(shape), tuple(sorted(kwargs.items())), impl,
+                               jnp.dtype(dtype))
 
 
 MODELS = [
@@ -184,12 +203,10 @@ MODELS = [
 ]
 
 
-@pytest.mark.usefixtures("fast_random_init")
 @pytest.mark.parametrize("module_cls,shape,kwargs", MODELS)
 def test_models_same_outputs_for_both_impls(module_cls, shape, kwargs):
-  x = jnp.tanh(_random(shape, 8))
-  _, train_xla, eval_xla, grads_xla = _model_outputs(module_cls, x, "xla", **kwargs)
-  _, train_mm, eval_mm, grads_mm = _model_outputs(module_cls, x, "matmul", **kwargs)
+  _, train_xla, eval_xla, grads_xla = _model_outputs(module_cls, shape, "xla", **kwargs)
+  _, train_mm, eval_mm, grads_mm = _model_outputs(module_cls, shape, "matmul", **kwargs)
   _assert_close(train_mm, train_xla, 1e-4)
   _assert_close(eval_mm, eval_xla, 1e-4)
   # One scale for all gradients: a bias before an instance norm has a zero gradient, which both
@@ -213,9 +230,8 @@ BF16_MODELS = [
 @pytest.mark.parametrize("impl", ["xla", "matmul"])
 @pytest.mark.parametrize("module_cls,shape,kwargs", BF16_MODELS)
 def test_bfloat16_compute_is_close_to_float32(module_cls, shape, kwargs, impl):
-  x = jnp.tanh(_random(shape, 9))
-  init, train32, _, grads32 = _model_outputs(module_cls, x, impl, **kwargs)
-  _, train16, eval16, grads16 = _model_outputs(module_cls, x, impl, jnp.bfloat16, **kwargs)
+  init, train32, _, grads32 = _model_outputs(module_cls, shape, impl, **kwargs)
+  _, train16, eval16, grads16 = _model_outputs(module_cls, shape, impl, jnp.bfloat16, **kwargs)
   # Parameters stay float32; outputs (tanh / logits) come back as float32.
   assert all(p.dtype == jnp.float32 for p in jax.tree_util.tree_leaves(init["params"]))
   assert train16.dtype == eval16.dtype == jnp.float32
