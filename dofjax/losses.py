@@ -4,9 +4,10 @@ Arms (config.loss.arm):
   'l1'      -- lambda * L1 only; no discriminator is built or stepped.
   'cgan'    -- the conditional GAN loss only.
   'cgan_l1' -- cGAN + lambda * L1, the paper's default (lambda = 100).
-Any arm may add the bokeh term (loss.bokeh_weight > 0: L1 between depth-of-field renders from
-predicted and true depth, through the differentiable renderer); an ablation report counts such a
-run as its own arm, '<arm>_bokeh' (`ablation_arm`).
+Any arm may add a scale-invariant term on log depth (loss.si_log_weight > 0,
+`scale_invariant_log_l1`), and the bokeh term (loss.bokeh_weight > 0: L1 between depth-of-field
+renders from predicted and true depth, through the differentiable renderer); an ablation report
+counts a run with the bokeh term as its own arm, '<arm>_bokeh' (`ablation_arm`).
 """
 
 import jax
@@ -33,9 +34,10 @@ def check_loss_config(loss_config) -> None:
     raise errors.UserError(
         f"loss.gan_mode={loss_config.gan_mode!r} is not one of "
         f"{', '.join(map(repr, GAN_MODES))}.")
-  for name in ("lambda_l1", "bokeh_weight"):
-    if loss_config[name] < 0:
-      raise errors.UserError(f"loss.{name}={loss_config[name]} must be >= 0.")
+  for name in ("lambda_l1", "bokeh_weight", "si_log_weight"):
+    if loss_config.get(name, 0.0) < 0:
+      raise errors.UserError(f"loss.{name}={loss_config[name]} must be >= 0; set "
+                             f"--config.loss.{name}=0 to turn the term off.")
 
 
 def ablation_arm(loss_config) -> str:
@@ -83,3 +85,25 @@ def masked_l1(pred, target, mask, axis_name=None):
   if axis_name is not None:
     count = jax.lax.stop_gradient(jax.lax.pmean(count, axis_name))
   return diff.sum() / jnp.maximum(count, 1.0)
+
+
+def scale_invariant_log_l1(pred_depth, true_depth, mask):
+  """Scale-invariant L1 on log depth: per image, the masked mean of |g - mean(g)| with
+  g = log(pred) - log(true) over the valid pixels, averaged over the images that have any.
+
+  pred_depth, true_depth: (N,H,W,C) metres (> 0 where mask is 1); mask (N,H,W,C) 1 = valid.
+  Multiplying one image's prediction by any constant leaves its term unchanged: it scores the
+  relative depth that median-scaled metrics reward, not the absolute scale. Scalar float32
+  (0 for an all-zero mask). Under pmap each replica averages its own images; the caller's
+  gradient mean over replicas then weighs replicas equally.
+  """
+  mask = mask.astype(jnp.float32)
+  safe = lambda d: jnp.log(jnp.maximum(jnp.where(mask > 0, d.astype(jnp.float32), 1.0), 1e-3))
+  g = (safe(pred_depth) - safe(true_depth)) * mask
+  axes = tuple(range(1, g.ndim))
+  count = mask.sum(axes)
+  mean = g.sum(axes) / jnp.maximum(count, 1.0)
+  centred = jnp.abs(g - mean.reshape((-1,) + (1,) * (g.ndim - 1))) * mask
+  per_image = centred.sum(axes) / jnp.maximum(count, 1.0)
+  has = (count > 0).astype(jnp.float32)
+  return (per_image * has).sum() / jnp.maximum(has.sum(), 1.0)

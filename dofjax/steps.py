@@ -30,7 +30,7 @@ from dofjax import state as state_lib
 # score of the model.
 THIN_LENS_FLOOR_KEYS = ("thin_lens_floor_psnr", "thin_lens_floor_ssim")
 # The losses a training step reports (those of the arm in use; 'g_l1' always).
-LOSS_KEYS = ("g_loss", "g_l1", "g_gan", "g_bokeh", "d_loss", "d_real", "d_fake")
+LOSS_KEYS = ("g_loss", "g_l1", "g_gan", "g_si_log", "g_bokeh", "d_loss", "d_real", "d_fake")
 
 
 def _all_finite(tree):
@@ -93,6 +93,11 @@ def _generator_loss(fake_code, batch, disc, disc_net, config, axis_name):
   if losses.uses_l1(config.loss.arm):
     total = total + config.loss.lambda_l1 * l1
   terms["g_l1"] = l1 if losses.uses_l1(config.loss.arm) else jax.lax.stop_gradient(l1)
+  if config.loss.get("si_log_weight", 0.0) > 0:
+    terms["g_si_log"] = losses.scale_invariant_log_l1(
+        depth_lib.decode_depth(fake_code, config.depth_near_m, config.depth_far_m),
+        batch["depth"], batch["mask"])
+    total = total + config.loss.si_log_weight * terms["g_si_log"]
   if config.loss.bokeh_weight > 0:
     terms["g_bokeh"] = dof.bokeh_loss(
         (batch["image"] + 1.0) * 0.5,

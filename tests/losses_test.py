@@ -48,3 +48,53 @@ def test_unknown_arm_is_a_clear_error():
   c.loss.arm = "wgan"
   with pytest.raises(errors.UserError, match="loss.arm='wgan' is not one of 'l1', 'cgan'"):
     losses.check_loss_config(c.loss)
+
+
+def test_scale_invariant_log_l1_ignores_each_images_scale():
+  rng = np.random.default_rng(0)
+  true = jnp.asarray(rng.uniform(0.8, 6.0, (2, 4, 4, 1)), jnp.float32)
+  mask = jnp.ones_like(true).at[0, 0, 0, 0].set(0.0)
+  scales = jnp.array([0.5, 3.0]).reshape(2, 1, 1, 1)
+  assert float(losses.scale_invariant_log_l1(true * scales, true, mask)) == pytest.approx(
+      0.0, abs=1e-6)
+  # Not invariant to a shift: two pixels at 1 m and 2 m predicted at 2 m and 3 m.
+  pred = jnp.array([2.0, 3.0]).reshape(1, 1, 2, 1)
+  true2 = jnp.array([1.0, 2.0]).reshape(1, 1, 2, 1)
+  g = np.log([2.0, 1.5])
+  expected = np.abs(g - g.mean()).mean()
+  assert float(losses.scale_invariant_log_l1(pred, true2, jnp.ones_like(pred))) == (
+      pytest.approx(expected, rel=1e-5))
+  # Invalid pixels (depth 0 under a 0 mask) add nothing and give no NaN; no valid pixel: 0.
+  assert float(losses.scale_invariant_log_l1(pred, true2 * 0, jnp.zeros_like(pred))) == 0.0
+
+
+def test_scale_invariant_term_enters_the_generator_loss():
+  from configs import tiny
+  from dofjax import depth as depth_lib
+  from dofjax import steps
+  config = tiny.get_config()
+  config.loss.arm = "l1"
+  config.loss.si_log_weight = 3.0
+  rng = np.random.default_rng(1)
+  depth_m = rng.uniform(0.7, 5.0, (2, 8, 8, 1)).astype(np.float32)
+  batch = {"image": np.zeros((2, 8, 8, 3), np.float32), "depth": depth_m,
+           "target": depth_lib.encode_depth(depth_m, config.depth_near_m, config.depth_far_m),
+           "mask": np.ones_like(depth_m)}
+  fake = jnp.asarray(rng.uniform(-0.9, 0.9, depth_m.shape), jnp.float32)
+  loss = steps._generator_loss  # pylint: disable=protected-access
+  total, (terms, _) = loss(fake, batch, None, None, config, None)
+  assert float(terms["g_si_log"]) > 0
+  assert float(total) == pytest.approx(
+      100.0 * float(terms["g_l1"]) + 3.0 * float(terms["g_si_log"]), rel=1e-5)
+  config.loss.si_log_weight = 0.0
+  total0, (terms0, _) = loss(fake, batch, None, None, config, None)
+  assert "g_si_log" not in terms0 and float(total0) == pytest.approx(100.0 * float(terms0["g_l1"]))
+
+
+def test_negative_si_log_weight_is_a_clear_error():
+  from configs import base
+  c = base.get_config()
+  c.loss.si_log_weight = -1.0
+  with pytest.raises(errors.UserError, match=r"loss.si_log_weight=-1.0 must be >= 0.*"
+                                             r"--config.loss.si_log_weight=0"):
+    losses.check_loss_config(c.loss)
