@@ -35,7 +35,7 @@ def check_loss_config(loss_config) -> None:
         f"loss.gan_mode={loss_config.gan_mode!r} is not one of "
         f"{', '.join(map(repr, GAN_MODES))}.")
   for name in ("lambda_l1", "bokeh_weight", "si_log_weight"):
-    if loss_config.get(name, 0.0) < 0:
+    if loss_config[name] < 0:
       raise errors.UserError(f"loss.{name}={loss_config[name]} must be >= 0; set "
                              f"--config.loss.{name}=0 to turn the term off.")
 
@@ -87,15 +87,15 @@ def masked_l1(pred, target, mask, axis_name=None):
   return diff.sum() / jnp.maximum(count, 1.0)
 
 
-def scale_invariant_log_l1(pred_depth, true_depth, mask):
+def scale_invariant_log_l1(pred_depth, true_depth, mask, axis_name=None):
   """Scale-invariant L1 on log depth: per image, the masked mean of |g - mean(g)| with
   g = log(pred) - log(true) over the valid pixels, averaged over the images that have any.
 
   pred_depth, true_depth: (N,H,W,C) metres (> 0 where mask is 1); mask (N,H,W,C) 1 = valid.
   Multiplying one image's prediction by any constant leaves its term unchanged: it scores the
   relative depth that median-scaled metrics reward, not the absolute scale. Scalar float32
-  (0 for an all-zero mask). Under pmap each replica averages its own images; the caller's
-  gradient mean over replicas then weighs replicas equally.
+  (0 for an all-zero mask). Under pmap (`axis_name`) the count of images is averaged over the
+  replicas, as in `masked_l1`, so the replicas' mean is the term of the whole global batch.
   """
   mask = mask.astype(jnp.float32)
   safe = lambda d: jnp.log(jnp.maximum(jnp.where(mask > 0, d.astype(jnp.float32), 1.0), 1e-3))
@@ -106,4 +106,8 @@ def scale_invariant_log_l1(pred_depth, true_depth, mask):
   centred = jnp.abs(g - mean.reshape((-1,) + (1,) * (g.ndim - 1))) * mask
   per_image = centred.sum(axes) / jnp.maximum(count, 1.0)
   has = (count > 0).astype(jnp.float32)
-  return (per_image * has).sum() / jnp.maximum(has.sum(), 1.0)
+  num_images = has.sum()
+  if axis_name is not None:
+    num_images = jax.lax.stop_gradient(jax.lax.pmean(num_images, axis_name))
+  # Not max(num_images, 1): under pmap the replicas' mean count can be a fraction of one image.
+  return (per_image * has).sum() / jnp.where(num_images > 0, num_images, 1.0)

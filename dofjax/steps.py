@@ -93,10 +93,10 @@ def _generator_loss(fake_code, batch, disc, disc_net, config, axis_name):
   if losses.uses_l1(config.loss.arm):
     total = total + config.loss.lambda_l1 * l1
   terms["g_l1"] = l1 if losses.uses_l1(config.loss.arm) else jax.lax.stop_gradient(l1)
-  if config.loss.get("si_log_weight", 0.0) > 0:
+  if config.loss.si_log_weight > 0:
     terms["g_si_log"] = losses.scale_invariant_log_l1(
         depth_lib.decode_depth(fake_code, config.depth_near_m, config.depth_far_m),
-        batch["depth"], batch["mask"])
+        batch["depth"], batch["mask"], axis_name)
     total = total + config.loss.si_log_weight * terms["g_si_log"]
   if config.loss.bokeh_weight > 0:
     terms["g_bokeh"] = dof.bokeh_loss(

@@ -33,6 +33,7 @@ def _config(**overrides):
   # A shallower PatchGAN than tiny.py's compiles faster; what is checked here (shardings,
   # reductions, BatchNorm statistics across devices) does not depend on its depth.
   c.model.n_layers = 1
+  c.loss.si_log_weight = 1.0  # Its mean over images must be the global batch's under pmap too.
   for key, value in overrides.items():
     c[key] = value
   return c
@@ -135,7 +136,7 @@ def _assert_matches_reference(state, metrics, ref_state, ref_metrics):
   _assert_params_close(state.disc.params, ref_state.disc.params, lr)
   _assert_trees_close(state.gen.batch_stats, ref_state.gen.batch_stats, STATS_ATOL)
   _assert_trees_close(state.disc.batch_stats, ref_state.disc.batch_stats, STATS_ATOL)
-  for key in ("g_loss", "g_l1", "d_loss"):
+  for key in ("g_loss", "g_l1", "g_si_log", "d_loss"):
     np.testing.assert_allclose(float(metrics[key]), float(ref_metrics[key]), rtol=1e-4)
 
 
@@ -204,15 +205,19 @@ def test_train_and_evaluate_with_pmap(synthetic_data_dir, tmp_path):
 def test_logged_l1_is_the_global_masked_mean_under_pmap_for_every_arm(reference):
   """g_l1 is reported the same way whatever the arm: under pmap, with replicas holding
   different numbers of valid pixels, cgan's logged value (not part of its loss) is still the
-  single-device masked mean, as cgan_l1's is (checked in the tests above)."""
+  single-device masked mean, as cgan_l1's is (checked in the tests above). The scale-invariant
+  term is the mean over the global batch's images that have valid pixels, also when a replica
+  has none."""
   _, host_state, batch, _, _ = reference  # cgan has the same networks as cgan_l1.
   batch = dict(batch)
   mask = np.array(batch["mask"])
   mask[: NUM_DEVICES // 2, : mask.shape[1] // 4] = 0.0  # Fewer valid pixels on half the replicas.
+  mask[NUM_DEVICES - 1] = 0.0  # One replica without any valid pixel.
   batch["mask"] = mask
   config = _config()
   config.loss.arm = "cgan"  # cgan_l1's logged g_l1 is checked in the tests above.
   _, ref_metrics = _single_device(config, host_state, batch, 1)
   _, metrics = _pmap_run(config, host_state, batch, 1)
-  np.testing.assert_allclose(float(parallel.unreplicate(metrics)["g_l1"]),
-                             float(ref_metrics["g_l1"]), rtol=1e-5)
+  for key in ("g_l1", "g_si_log"):
+    np.testing.assert_allclose(float(parallel.unreplicate(metrics)[key]),
+                               float(ref_metrics[key]), rtol=1e-5, err_msg=key)
