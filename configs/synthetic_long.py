@@ -1,17 +1,18 @@
-"""The longer CPU recipe: the quickstart's model and augmentation on 8x more furnished rooms
-(synthetic_rgbd/rooms_large, 3000 frames), trained about 14x longer. Sized for about 2 hours on
+"""The longer CPU recipe: the quickstart (its model, augmentation and scale-invariant log-depth
+term) on 8x more furnished rooms (synthetic_rgbd/rooms_large, 3000 frames), trained about 14x
+longer. Sized for about 2 hours on
 a 2-core CPU, data generation included (about 11 minutes of it).
 
 Run:  python -m dofjax.main --config=configs/synthetic_long.py --workdir=workdirs/synthetic_long
 """
 
-from configs import base
+from configs import quickstart
 
 
 def get_config(arg=None):
-  """base.shrink_to_quickstart on synthetic_rgbd/rooms_large, 21k steps (constant for 14k)."""
+  """configs/quickstart.py on synthetic_rgbd/rooms_large, 21k steps (constant for 14k)."""
   del arg
-  c = base.shrink_to_quickstart(base.get_config())
+  c = quickstart.get_config()
   c.dataset = "synthetic_rgbd/rooms_large"
   c.num_train_steps = 21_000
   c.lr_constant_steps = 14_000

@@ -45,9 +45,11 @@ EXPECTED = {
     ("cgan", "synthetic"): dict(_SYNTH, **{"loss.arm": "cgan"}),
     ("bokeh", None): dict(_PAPER, **{"loss.bokeh_weight": 100.0}),
     ("bokeh", "synthetic"): dict(_SYNTH, **{"loss.bokeh_weight": 100.0}),
-    # Only the quickstart adds the scale-invariant log-depth term (its real-frame results).
+    # Only the quickstart, and the longer recipe built on it, add the scale-invariant log-depth
+    # term (the quickstart's real-frame results).
     ("quickstart", None): dict(_QUICK, **{"loss.si_log_weight": 100.0}),
-    ("synthetic_long", None): dict(_QUICK, dataset="synthetic_rgbd/rooms_large",
+    ("synthetic_long", None): dict(_QUICK, **{"loss.si_log_weight": 100.0},
+                                   dataset="synthetic_rgbd/rooms_large",
                                    num_train_steps=21_000, lr_constant_steps=14_000,
                                    eval_every_steps=3_000),
     ("tiny", None): dict(_PAPER, dataset="synthetic_rgbd/tiny", image_size=32, load_size=36,
