@@ -1,7 +1,7 @@
 """The longer CPU recipe: the quickstart (its model, augmentation and scale-invariant log-depth
 term) on 8x more furnished rooms (synthetic_rgbd/rooms_large, 3000 frames), trained about 14x
-longer. Sized for about 2 hours on
-a 2-core CPU, data generation included (about 11 minutes of it).
+longer. Sized for about 2 hours on a 2-core CPU, data generation included (about 11 minutes
+of it).
 
 Run:  python -m dofjax.main --config=configs/synthetic_long.py --workdir=workdirs/synthetic_long
 """
