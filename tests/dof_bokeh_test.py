@@ -131,8 +131,9 @@ def test_gradients_through_recovery_match_finite_differences():
   image = jnp.asarray(image)            # over channels is then smooth under the perturbation).
   s = jnp.asarray(rng.uniform(-10.0, 10.0, (H, W)).astype(np.float32))
   weights = jnp.asarray(rng.standard_normal((H, W, 3)).astype(np.float32))
-  f = lambda img, s: jnp.sum(_render(img, s, highlight_gain=GAIN) * weights)
-  g_img, g_s = jax.jit(jax.grad(f, argnums=(0, 1)))(image, s)
+  f = lambda img, s, weights=weights: jnp.sum(_render(img, s, highlight_gain=GAIN) * weights)
+  # Weights passed as an argument, not captured as a constant (XLA would fold it when compiling).
+  g_img, g_s = jax.jit(jax.grad(f, argnums=(0, 1)))(image, s, weights)
   assert np.all(np.isfinite(g_img)) and np.abs(g_img).max() > 0
   # Small steps: the boosted lights saturate a few output pixels (a kink the steps must not span).
   for grad, x, eps, arg in ((g_img, image, 3e-4, 0), (g_s, s, 1e-2, 1)):
@@ -204,14 +205,15 @@ def test_gradients_through_polygon_kernels_match_finite_differences():
   disparity = jnp.asarray(rng.uniform(0.2, 1.0, (H, W)).astype(np.float32))
   weights = jnp.asarray(rng.standard_normal((H, W, 3)).astype(np.float32))
 
-  def f(disp, k):
+  def f(disp, k, image=image, weights=weights):
     out = dof.render_disparity(image, disp, focus_disparity=0.6, blur_scale_px=k,
                                max_radius=MAX_RADIUS, num_layers=LAYERS, aperture_blades=6,
                                aperture_rotation_deg=20.0)
     return jnp.sum(out * weights)
 
   k0 = 25.0   # Radii in [-10, 10] px: every layer takes part.
-  g_d, g_k = jax.jit(jax.grad(f, argnums=(0, 1)))(disparity, k0)
+  # Arrays passed as arguments, not captured as constants (XLA would fold them when compiling).
+  g_d, g_k = jax.jit(jax.grad(f, argnums=(0, 1)))(disparity, k0, image, weights)
   assert np.all(np.isfinite(g_d)) and np.abs(g_d).max() > 0
   eps = 1e-2
   fd_k = (float(f(disparity, k0 + eps)) - float(f(disparity, k0 - eps))) / (2 * eps)
