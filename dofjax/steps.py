@@ -93,15 +93,14 @@ def _generator_loss(fake_code, batch, disc, disc_net, config, axis_name):
   if losses.uses_l1(config.loss.arm):
     total = total + config.loss.lambda_l1 * l1
   terms["g_l1"] = l1 if losses.uses_l1(config.loss.arm) else jax.lax.stop_gradient(l1)
+  fake_depth = depth_lib.decode_depth(fake_code, config.depth_near_m, config.depth_far_m)
   if config.loss.si_log_weight > 0:
-    terms["g_si_log"] = losses.scale_invariant_log_l1(
-        depth_lib.decode_depth(fake_code, config.depth_near_m, config.depth_far_m),
-        batch["depth"], batch["mask"], axis_name)
+    terms["g_si_log"] = losses.scale_invariant_log_l1(fake_depth, batch["depth"], batch["mask"],
+                                                      axis_name)
     total = total + config.loss.si_log_weight * terms["g_si_log"]
   if config.loss.bokeh_weight > 0:
     terms["g_bokeh"] = dof.bokeh_loss(
-        (batch["image"] + 1.0) * 0.5,
-        depth_lib.decode_depth(fake_code, config.depth_near_m, config.depth_far_m)[..., 0],
+        (batch["image"] + 1.0) * 0.5, fake_depth[..., 0],
         batch["depth"][..., 0] * batch["mask"][..., 0])
     total = total + config.loss.bokeh_weight * terms["g_bokeh"]
   return total, (terms, stats)
