@@ -1,7 +1,7 @@
 """The longer CPU recipe: the quickstart (its model, augmentation and scale-invariant log-depth
 term) on 8x more furnished rooms (synthetic_rgbd/rooms_large, 3000 frames), trained about 14x
-longer. Sized for about 2 hours on a 2-core CPU, data generation included (about 11 minutes
-of it).
+longer. Meant for about 2 hours on a 2-core CPU, data generation included (about 8-11 minutes
+of it); measured at 1.8-1.9 steps/s, its 21k steps take nearer 3 hours (README, "Real frames").
 
 Run:  python -m dofjax.main --config=configs/synthetic_long.py --workdir=workdirs/synthetic_long
 """
