@@ -14,9 +14,15 @@ if _ROOT not in sys.path:
 # without LLVM's optimisations a tiny train step compiles in ~7 s of CPU instead of ~16 s, and
 # with XLA:CPU's older loop emitters for fusions instead of its MLIR fusion emitters the tiny
 # U-Net's value-and-grad compiles in ~0.5 s instead of ~2.5 s. The CLI subprocesses inherit
-# this. Set XLA_FLAGS yourself to override it.
+# this. XLA:CPU also aborts the process (SIGABRT) when the participants of a collective have not
+# all arrived within its timeouts; eight fake devices on two loaded cores can be that slow (one
+# abort of the 8-device run seen on 2026-12-03, load average 4.4), so the timeouts are raised to
+# 10 minutes: a real deadlock still fails, at the multidevice run's own 15-minute limit. Set
+# XLA_FLAGS yourself to override all of it.
 os.environ.setdefault(
-    "XLA_FLAGS", "--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false")
+    "XLA_FLAGS", "--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false"
+    " --xla_cpu_collective_call_terminate_timeout_seconds=600"
+    " --xla_cpu_collective_timeout_seconds=600")
 
 # One persistent XLA compilation cache for the whole session, inherited by the CLI subprocesses
 # the tests start: the same tiny train/eval steps are compiled once, not once per process.
