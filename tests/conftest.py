@@ -15,8 +15,8 @@ if _ROOT not in sys.path:
 # with XLA:CPU's older loop emitters for fusions instead of its MLIR fusion emitters the tiny
 # U-Net's value-and-grad compiles in ~0.5 s instead of ~2.5 s. The CLI subprocesses inherit
 # this. XLA:CPU also aborts the process (SIGABRT) when the participants of a collective have not
-# all arrived within its timeouts; eight fake devices on two loaded cores can be that slow (one
-# abort of the 8-device run seen on 2026-12-03, load average 4.4), so the timeouts are raised to
+# all arrived within its timeouts. The 8-device run aborted once on 2026-12-03 (load average 4.4,
+# no XLA message left; a timeout is the suspected, unconfirmed cause), so the timeouts are raised to
 # 10 minutes: a real deadlock still fails, at the multidevice run's own 15-minute limit. Set
 # XLA_FLAGS yourself to override all of it.
 os.environ.setdefault(
