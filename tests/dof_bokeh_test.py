@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 
 from dofjax import dof
+from dof_test import assert_slope_matches_differences  # tests/ is on sys.path under pytest.
 
 H, W = 48, 96
-LAYERS, MAX_RADIUS = 5, 12.0          # Layer radii -12, -6, 0, 6, 12 px.
+LAYERS, MAX_RADIUS = 5, 12.0          # Layer radii -12, -3.57, 0, 3.57, 12 px.
 GAIN = dof.PHOTO_HIGHLIGHT_GAIN
 REFERENCE = os.path.join(os.path.dirname(__file__), "data", "dof_recovery_off_reference.npz")
 
@@ -110,8 +111,8 @@ def _assert_recovery_off_matches_reference():
 
 
 def test_recovery_off_is_bit_identical_to_the_renderer_without_it():
-  """Against a render stored from the renderer as it was before highlight recovery and aperture
-  shapes existed. Bits depend on XLA's optimisation level, which the test session lowers
+  """Against a render stored from the renderer without highlight recovery (regenerated when the
+  renderer itself changes: last for the layer plan spaced finer near focus). Bits depend on XLA's optimisation level, which the test session lowers
   (conftest.py), so this runs in a child with the default flags, as users run it."""
   env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
   env["PYTHONPATH"] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -213,16 +214,17 @@ def test_gradients_through_polygon_kernels_match_finite_differences():
 
   k0 = 25.0   # Radii in [-10, 10] px: every layer takes part.
   # Arrays passed as arguments, not captured as constants (XLA would fold them when compiling).
-  g_d, g_k = jax.jit(jax.grad(f, argnums=(0, 1)))(disparity, k0, image, weights)
+  grad = jax.jit(jax.grad(f, argnums=(0, 1)))
+  g_d, g_k = grad(disparity, k0, image, weights)
   assert np.all(np.isfinite(g_d)) and np.abs(g_d).max() > 0
-  eps = 1e-2
-  fd_k = (float(f(disparity, k0 + eps)) - float(f(disparity, k0 - eps))) / (2 * eps)
-  assert float(g_k) == pytest.approx(fd_k, rel=0.05, abs=1e-2)
+  assert_slope_matches_differences(
+      lambda t: float(f(disparity, k0 + t)),
+      lambda t: float(grad(disparity, k0 + t, image, weights)[1]), eps=1e-2)
   direction = jnp.asarray(rng.standard_normal((H, W)).astype(np.float32))
-  eps = 1e-3
-  fd_d = (float(f(disparity + eps * direction, k0))
-          - float(f(disparity - eps * direction, k0))) / (2 * eps)
-  assert float(jnp.sum(g_d * direction)) == pytest.approx(fd_d, rel=0.05, abs=1e-2)
+  assert_slope_matches_differences(
+      lambda t: float(f(disparity + t * direction, k0)),
+      lambda t: float(jnp.sum(grad(disparity + t * direction, k0, image, weights)[0]
+                              * direction)), eps=1e-2)
 
 
 def test_bad_aperture_is_rejected():
@@ -318,9 +320,11 @@ def _rise_width(profile):
 
 @pytest.mark.parametrize("radius,factor,max_rise", [(32.0, 2, 3.0), (48.0, 2, 4.0)])
 def test_large_discs_keep_crisp_rims_with_the_default_method(radius, factor, max_rise):
-  # Layers at 0, 16, 32, 48 px; the image is wide enough that the disc's coverage is 1 everywhere
-  # on it (nearer to the border, normalising by coverage rightly brightens the blur).
-  size, plan = 192, dict(max_radius=48.0, num_layers=7)
+  # A 7-layer plan with a layer at the disc's radius (its layers at t = 2/3); the image is wide
+  # enough that the disc's coverage is 1 everywhere on it (nearer to the border, normalising by
+  # coverage rightly brightens the blur).
+  size, plan = 192, dict(max_radius=radius / dof.layer_radii(7, 1.0)[-2], num_layers=7)
+  assert dof.layer_radii(**plan)[-2] == pytest.approx(radius)
   assert dof._layer_factor(radius, dof.DEFAULT_METHOD) == factor
   image = np.zeros((size, size, 3), np.float32)
   c = size // 2

@@ -15,8 +15,9 @@ import pytest
 from dofjax import dof
 
 H, W = 64, 96
-LAYERS, MAX_RADIUS = 5, 16.0      # Layer radii -16, -8, 0, 8, 16 px.
-STEP = MAX_RADIUS / (LAYERS // 2)
+LAYERS, MAX_RADIUS = 5, 16.0      # Layer radii -16, -4.76, 0, 4.76, 16 px.
+STEP = MAX_RADIUS / (LAYERS // 2)  # The mean layer step, 8 px (the fill's edge threshold).
+NEAR_LAYER = float(dof.layer_radii(LAYERS, MAX_RADIUS)[LAYERS // 2 + 1])  # 4.76 px.
 
 
 def _render(image, s, *, method="fft"):
@@ -42,7 +43,16 @@ def test_blur_scale_matches_thin_lens_example():
 
 
 def test_layer_plan():
-  np.testing.assert_allclose(dof.layer_radii(LAYERS, MAX_RADIUS), [-16, -8, 0, 8, 16])
+  np.testing.assert_allclose(dof.layer_radii(LAYERS, MAX_RADIUS),
+                             [-16, -16 / 2 ** 1.75, 0, 16 / 2 ** 1.75, 16])
+  # The default plan: one layer on the focal plane, the ends at +-max_radius, antisymmetric, and
+  # steps that grow away from focus (the first one under 1 px at 32 px, the last one ~6.5 px).
+  radii = dof.layer_radii()
+  assert len(radii) == dof.DEFAULT_NUM_LAYERS and radii[len(radii) // 2] == 0
+  np.testing.assert_allclose(radii[[0, -1]], [-dof.DEFAULT_MAX_RADIUS, dof.DEFAULT_MAX_RADIUS])
+  np.testing.assert_allclose(radii, -radii[::-1])
+  steps = np.diff(radii[len(radii) // 2:])
+  assert np.all(np.diff(steps) > 0) and steps[0] < 1.0 and 6.0 < steps[-1] < 7.0
   assert [dof._layer_factor(r, "pyramid") for r in (0, 15, 16, 63, 64, 127, 128, 400)] == [
       1, 1, 2, 2, 4, 4, 8, 8]
   assert [dof._layer_factor(r, m) for r in (8, 16) for m in ("fft", "direct")] == [1] * 4
@@ -67,7 +77,7 @@ def test_constant_image_stays_constant(method):
   np.testing.assert_allclose(out, image, atol=2e-4)
 
 
-@pytest.mark.parametrize("radius,method,factor", [(8.0, "fft", 1), (16.0, "pyramid", 2)])
+@pytest.mark.parametrize("radius,method,factor", [(NEAR_LAYER, "fft", 1), (16.0, "pyramid", 2)])
 def test_point_light_becomes_flat_disc_with_energy_kept(radius, method, factor):
   cy, cx = H // 2, W // 2
   lin = np.zeros((H, W, 3), np.float32)
@@ -163,6 +173,19 @@ def test_render_with_lens_settings_matches_disparity_form():
   assert np.abs(np.asarray(out) - image).max() > 0.1  # K ~ 30 px*m: visibly blurred.
 
 
+def assert_slope_matches_differences(value, slope, eps, *, points=16, rel=0.05, abs_tol=1e-2):
+  """Checks an analytic derivative along a line against a central difference: value(t) is the
+  loss at offset t along the line, slope(t) its analytic derivative (both Python floats). The
+  difference (value(eps) - value(-eps)) / (2 eps) must equal the mean slope over [-eps, eps]
+  (midpoint rule, `points` points): exact for any differentiable loss, so the layer tents'
+  kinks, which a plain comparison with slope(0) would have to avoid by a tiny eps that float32
+  cannot resolve, do not matter."""
+  fd = (value(eps) - value(-eps)) / (2 * eps)
+  ts = (np.arange(points) + 0.5) / points * 2 * eps - eps
+  mean_slope = float(np.mean([slope(t) for t in ts]))
+  assert mean_slope == pytest.approx(fd, rel=rel, abs=abs_tol)
+
+
 def test_gradients_are_finite_and_match_finite_differences():
   rng = np.random.default_rng(4)
   image = jnp.asarray(rng.random((H, W, 3), np.float32))
@@ -179,18 +202,20 @@ def test_gradients_are_finite_and_match_finite_differences():
   k0 = 30.0  # Signed radii in [-12, 12] px: every layer, at every resolution, takes part.
   # Arrays are passed as arguments, not captured as constants, which XLA would fold at compile
   # time (seconds).
-  g_disp, g_k = jax.jit(jax.grad(loss, argnums=(0, 1)))(disparity, k0, image, weights)
+  grad = jax.jit(jax.grad(loss, argnums=(0, 1)))
+  g_disp, g_k = grad(disparity, k0, image, weights)
   assert np.all(np.isfinite(g_disp)) and np.isfinite(g_k)
   assert np.abs(g_disp).max() > 0 and abs(float(g_k)) > 0
   # Finite differences reuse the forward render's compilation (shared with the other tests).
   f = lambda disp, k: float(jnp.sum(render(disp, k) * weights))
-  eps = 1e-2
-  fd_k = (f(disparity, k0 + eps) - f(disparity, k0 - eps)) / (2 * eps)
-  assert float(g_k) == pytest.approx(fd_k, rel=0.05, abs=1e-2)
+  assert_slope_matches_differences(
+      lambda t: f(disparity, k0 + t),
+      lambda t: float(grad(disparity, k0 + t, image, weights)[1]), eps=1e-2)
   direction = jnp.asarray(rng.standard_normal((H, W)).astype(np.float32))
-  eps = 1e-3
-  fd_d = (f(disparity + eps * direction, k0) - f(disparity - eps * direction, k0)) / (2 * eps)
-  assert float(jnp.sum(g_disp * direction)) == pytest.approx(fd_d, rel=0.05, abs=1e-2)
+  assert_slope_matches_differences(
+      lambda t: f(disparity + t * direction, k0),
+      lambda t: float(jnp.sum(grad(disparity + t * direction, k0, image, weights)[0]
+                              * direction)), eps=1e-2)
 
 
 def test_bokeh_loss_and_preview():
