@@ -6,6 +6,7 @@ tests instead of after them.
 """
 
 import os
+import re
 import subprocess
 import sys
 
@@ -26,5 +27,10 @@ def test_multidevice_tests_pass_on_eight_fake_cpu_devices():
        "no:cacheprovider", os.path.join(ROOT, "tests", "multidevice_test.py")],
       cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
   summary = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
-  assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+  # A crash (e.g. SIGABRT) logs its cause long before Python's thread dump: keep those lines.
+  before_dump = proc.stderr.split("Fatal Python error")[0].splitlines()
+  fatal = [line for line in before_dump
+           if re.match(r"[FE]\d{4} ", line) or "Check failed" in line or "terminate" in line]
+  assert proc.returncode == 0, ("\n".join(fatal[-20:] + before_dump[-15:]) + "\n"
+                                + proc.stdout[-4000:] + proc.stderr[-2000:])
   assert "passed" in summary and "skipped" not in summary, summary
