@@ -21,11 +21,12 @@ keep it off.
 Renderer. The signed blur radius s = K (d - d_f) (> 0 in front of the focal plane) is clipped to
 [-max_radius, max_radius] (`render` defaults max_radius to the photo's own largest circle of
 confusion, so no blur is clipped and no layer is wasted); `num_layers` layers sit at radii
-max_radius sign(t) |t|^1.75, t = k / M, k = -M..M (M = (num_layers - 1) // 2), so one layer is
-exactly the focal plane and the layers are spaced finer near it (with 17 layers up to 32 px, the
-first step is 0.84 px and the last 6.7 px: near focus a layer step is a visible change of
-sharpness; the README's quality section measures it against uniform spacing). Each pixel is split between its two neighbouring layers by a tent (a defocus of t steps takes the
-fraction t of the next layer's blur, smooth and differentiable in depth). Per layer, in linear
+max_radius sign(t) |t|^LAYER_SPACING, t = k / M, k = -M..M (M = (num_layers - 1) // 2), so one
+layer is exactly the focal plane and the layers are spaced finer near it (with 17 layers up to
+32 px, the first step is 0.84 px and the last 6.7 px: near focus a layer step is a visible change
+of sharpness; the README's quality section measures it against uniform spacing). Each pixel is
+split between its two neighbouring layers by a tent (a defocus of t steps takes the fraction t
+of the next layer's blur, smooth and differentiable in depth). Per layer, in linear
 light: premultiplied colour and coverage, extended under the layers at least two steps nearer by
 a hidden-background fill (seen through blurred foreground edges; only next to depth jumps of
 several layer steps, since on a continuous surface the normalisation already mixes neighbouring
@@ -70,7 +71,7 @@ _CRISP_RATIO = 16.0         # ... and at 1/f, f > 2, only where radius >= 16 f p
 _MAX_FACTOR = 8             # Coarsest resolution used: 1/8.
 _FILL_RADIUS_SCALE = 2.0    # Fill reaches this many times the largest blur radius.
 _FILL_GAIN = 4.0            # Fill is full where >= 1/_FILL_GAIN of its disc is this layer.
-_EDGE_STEPS = 1.0           # Fill only behind depth jumps of > 1 layer step (fully at >= 2).
+_EDGE_STEPS = 1.0           # Fill only behind depth jumps of > 1 mean layer step (fully at >= 2).
 _PUSH_TRUST_FLOOR = 0.05    # Push-pull: weight of a coarse colour that was itself filled.
 _FILL_COLOUR_FACTOR = 1      # Fill colour pushed-pulled from this factor on (2 shows outlines).
 _TRANSMITTANCE_EPS = 1e-2   # Floor of the reduced-resolution transmittance in `_add_behind`.
@@ -524,7 +525,8 @@ def _hidden_fill(coarse, s, inside, radii, fill_reach, fill_factor, method):
   coarse: the layers' premultiplied (colour, coverage) (L, 4, H/F, W/F).
 
   Where: a layer's fill is full within ~fill_reach / 2 of its pixels (a normalised convolution of
-  its coverage) and only near an occlusion edge (a jump of more than _EDGE_STEPS layer steps): on
+  its coverage) and only near an occlusion edge (a jump of more than _EDGE_STEPS mean layer steps,
+  max_radius / M px; the steps themselves grow away from focus): on
   a continuous surface split into bands, the coverage normalisation already mixes the bands
   correctly and a fill would smear far colours under near ones. The colour (`_layer_fill`) is the
   layer's own colour continued into its holes by push-pull; `base`, the normalised convolution's

@@ -15,9 +15,10 @@ if _ROOT not in sys.path:
 # with XLA:CPU's older loop emitters for fusions instead of its MLIR fusion emitters the tiny
 # U-Net's value-and-grad compiles in ~0.5 s instead of ~2.5 s. The CLI subprocesses inherit
 # this. XLA:CPU also aborts the process (SIGABRT) when the participants of a collective have not
-# all arrived within its timeouts. The 8-device run aborted once on 2026-12-03 (load average 4.4,
-# no XLA message left; a timeout is the suspected, unconfirmed cause), so the timeouts are raised to
-# 10 minutes: a real deadlock still fails, at the multidevice run's own 15-minute limit. Set
+# all arrived within its timeouts; they are raised to 10 minutes so that a loaded machine cannot
+# trip them (a real deadlock still fails, at the multidevice run's own 15-minute limit). The
+# 8-device run aborted under heavy load twice on 2026-12-03, once with these timeouts in place,
+# so they are not the whole cause: multidevice_run_test.py reports the crash's log lines. Set
 # XLA_FLAGS yourself to override all of it.
 os.environ.setdefault(
     "XLA_FLAGS", "--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false"

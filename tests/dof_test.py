@@ -46,7 +46,7 @@ def test_layer_plan():
   np.testing.assert_allclose(dof.layer_radii(LAYERS, MAX_RADIUS),
                              [-16, -16 / 2 ** 1.75, 0, 16 / 2 ** 1.75, 16])
   # The default plan: one layer on the focal plane, the ends at +-max_radius, antisymmetric, and
-  # steps that grow away from focus (the first one under 1 px at 32 px, the last one ~6.5 px).
+  # steps that grow away from focus (the first one under 1 px at 32 px, the last one ~6.7 px).
   radii = dof.layer_radii()
   assert len(radii) == dof.DEFAULT_NUM_LAYERS and radii[len(radii) // 2] == 0
   np.testing.assert_allclose(radii[[0, -1]], [-dof.DEFAULT_MAX_RADIUS, dof.DEFAULT_MAX_RADIUS])

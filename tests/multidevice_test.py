@@ -65,9 +65,9 @@ def _assert_gradients_close(net, ref_net, host_net):
 
   Elementwise tolerances cannot work here: the tiny batch always has pre-activations within
   ~1e-6 of their std of a ReLU's kink, so another reduction order can put one on the other side.
-  That moves a layer's gradient by a few percent (6% on an AMD EPYC; the same code had
-  passed elementwise checks on another CPU), and Adam turns small gradient elements into full steps
-  of the learning rate. A sharding error moves them by their whole size (see the per-replica
+  That moves a layer's gradient by a few percent (6% on an AMD EPYC; the same code had passed
+  elementwise checks on another CPU), and Adam turns small gradient elements into full steps of
+  the learning rate. A sharding error moves them by their whole size (see the per-replica
   BatchNorm test below).
   """
   assert _relative_error(net.opt_state.mu, ref_net.opt_state.mu) <= GRAD_RTOL
