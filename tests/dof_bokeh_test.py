@@ -112,7 +112,7 @@ def _assert_recovery_off_matches_reference():
 
 def test_recovery_off_is_bit_identical_to_the_renderer_without_it():
   """Against a render stored from the renderer without highlight recovery (regenerated when the
-  renderer itself changes: last for the layer plan spaced finer near focus). Bits depend on
+  renderer itself changes: last for sRGB decoding through exp and log). Bits depend on
   XLA's optimisation level, which the test session lowers (conftest.py), so this runs in a child
   with the default flags, as users run it."""
   env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}

@@ -97,6 +97,21 @@ def test_point_light_becomes_flat_disc_with_energy_kept(radius, method, factor):
   assert abs(half - radius) <= 0.75 * factor + 0.25
 
 
+@pytest.mark.parametrize("radius", [0.84, 2.83, 5.76, dof._SHIFT_RADIUS])
+def test_shifted_sum_blur_is_the_fft_convolution(radius):
+  """'pyramid' blurs radii up to _SHIFT_RADIUS px by summing shifted copies: the same
+  zero-padded convolution as the FFT, for a disc and for a pentagon (not point-symmetric) whose rotation is traced."""
+  x = jnp.asarray(np.random.default_rng(0).random((4, 40, 52), np.float32))
+  disc = dof._blur_shifts(x, radius)
+  np.testing.assert_allclose(disc, dof._blur_fft(x, radius), atol=2e-6)
+  np.testing.assert_allclose(dof._blur(x, radius, "pyramid"), disc, atol=0)
+  pentagon = jax.jit(lambda x, rot: dof._blur_shifts(x, radius, (5, rot), ramp=0.5))
+  np.testing.assert_allclose(pentagon(x, 0.3), dof._blur_fft(x, radius, (5, 0.3), ramp=0.5),
+                             atol=2e-6)
+  point = jnp.zeros((1, 40, 52)).at[0, 20, 26].set(1.0)      # Energy kept: kernel sums to 1.
+  assert float(dof._blur_shifts(point, radius).sum()) == pytest.approx(1.0, abs=1e-5)
+
+
 def _edge_spread(out, sharp):
   return float(np.abs(out - sharp).sum())
 
