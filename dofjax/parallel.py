@@ -83,15 +83,23 @@ def replicate(tree):
   return jax.tree_util.tree_map(put, tree)
 
 
+@jax.jit
+def _first_rows(leaves):
+  return [x[0] for x in leaves]
+
+
 def unreplicate(tree):
-  """The first local replica of a pmap-replicated pytree."""
+  """The first local replica of a pmap-replicated pytree (leading axis = local devices).
 
-  def first(x):
-    if isinstance(x, jax.Array) and not x.is_fully_addressable:  # Several processes.
-      x = x.addressable_shards[0].data
-    return x[0]
-
-  return jax.tree_util.tree_map(first, tree)
+  Each leaf's first local shard is taken as it is (no computation) and its leading axis of one
+  dropped by a single jitted call for the whole tree. Indexing every leaf eagerly queues one
+  computation per leaf on that device, each waiting for the pmap's output; XLA:CPU admits 32 at
+  a time per device, and when they fill up before the pmap's own launch on that device (a race
+  under load), the pmap's collectives wait forever: the 8-fake-device tests hung that way.
+  """
+  leaves, treedef = jax.tree_util.tree_flatten(tree)
+  shards = [x.addressable_shards[0].data if isinstance(x, jax.Array) else x for x in leaves]
+  return jax.tree_util.tree_unflatten(treedef, _first_rows(shards))
 
 
 def split_for_devices(local_batch: dict) -> dict:

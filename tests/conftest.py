@@ -17,9 +17,9 @@ if _ROOT not in sys.path:
 # this. XLA:CPU also aborts the process (SIGABRT) when the participants of a collective have not
 # all arrived within its timeouts; they are raised to 10 minutes so that a loaded machine cannot
 # trip them (a real deadlock still fails, at the multidevice run's own 15-minute limit). The
-# 8-device run aborted under heavy load twice on 2026-12-03, once with these timeouts in place,
-# so they are not the whole cause: multidevice_run_test.py reports the crash's log lines. Set
-# XLA_FLAGS yourself to override all of it.
+# aborts seen under heavy load on 2026-12-03 were such a deadlock, since fixed: seven devices
+# waiting in a pmap's all-reduce for an eighth whose launch could not be admitted
+# (`parallel.unreplicate` explains it). Set XLA_FLAGS yourself to override all of it.
 os.environ.setdefault(
     "XLA_FLAGS", "--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false"
     " --xla_cpu_collective_call_terminate_timeout_seconds=600"
