@@ -417,13 +417,19 @@ def _blur_fft(x, radius, aperture=(0, 0.0), ramp=1.0):
   return y[:, :h, :w]
 
 
+def _small_kernel(radius, aperture, ramp):
+  """(n, kernel): the normalised aperture of `radius` px on its (2n + 1, 2n + 1) grid of offsets
+  -n..n, n = ceil(radius), centred (for the spatial-domain blurs)."""
+  n = int(math.ceil(radius))
+  d = jnp.asarray(np.arange(-n, n + 1, dtype=np.float32))
+  kernel = _aperture(d[:, None], d[None, :], radius, aperture, ramp)
+  return n, kernel / jnp.sum(kernel)
+
+
 def _blur_direct(x, radius, aperture=(0, 0.0), ramp=1.0):
   """Same as `_blur_fft` as a depthwise 2-D convolution (cost grows with radius^2)."""
   c = x.shape[0]
-  n = int(math.ceil(radius))
-  d = np.arange(-n, n + 1, dtype=np.float32)
-  kernel = _aperture(jnp.asarray(d)[:, None], jnp.asarray(d)[None, :], radius, aperture, ramp)
-  kernel = kernel / jnp.sum(kernel)
+  n, kernel = _small_kernel(radius, aperture, ramp)
   kernel = jnp.broadcast_to(kernel[None, None], (c, 1, 2 * n + 1, 2 * n + 1))
   y = jax.lax.conv_general_dilated(x[None], kernel, (1, 1), [(n, n), (n, n)],
                                    feature_group_count=c)
@@ -435,23 +441,16 @@ def _blur_shifts(x, radius, aperture=(0, 0.0), ramp=1.0):
   aperture's circle: XLA fuses it into one pass, 4-8x faster than the FFT on CPU up to
   _SHIFT_RADIUS px (beyond, the fusion splits and it becomes far slower)."""
   _, h, w = x.shape
-  n = int(math.ceil(radius))
-  d = np.arange(-n, n + 1, dtype=np.float32)
-  kernel = _aperture(jnp.asarray(d)[:, None], jnp.asarray(d)[None, :], radius, aperture, ramp)
-  kernel = kernel / jnp.sum(kernel)
-  if not isinstance(kernel, jax.core.Tracer):
-    # A disc's taps are known now: as literals the sum is ~3x faster than reading them at run
-    # time (a polygon's depend on its traced rotation).
-    kernel = np.asarray(kernel).tolist()
+  n, kernel = _small_kernel(radius, aperture, ramp)
   xp = jnp.pad(x, ((0, 0), (n, n), (n, n)))
   reach = radius + 0.5 * ramp          # Taps beyond this distance are outside every aperture.
   out = None
   for i in range(2 * n + 1):
     for j in range(2 * n + 1):
-      if math.hypot(d[i], d[j]) >= reach:
+      if math.hypot(i - n, j - n) >= reach:
         continue
       # Convolution: output (y, x) takes input (y - dy, x - dx) with weight kernel(dy, dx).
-      tap = kernel[i][j] * xp[:, 2 * n - i: 2 * n - i + h, 2 * n - j: 2 * n - j + w]
+      tap = kernel[i, j] * xp[:, 2 * n - i: 2 * n - i + h, 2 * n - j: 2 * n - j + w]
       out = tap if out is None else out + tap
   return out
 

@@ -100,7 +100,8 @@ def test_point_light_becomes_flat_disc_with_energy_kept(radius, method, factor):
 @pytest.mark.parametrize("radius", [0.84, 2.83, 5.76, dof._SHIFT_RADIUS])
 def test_shifted_sum_blur_is_the_fft_convolution(radius):
   """'pyramid' blurs radii up to _SHIFT_RADIUS px by summing shifted copies: the same
-  zero-padded convolution as the FFT, for a disc and for a pentagon (not point-symmetric) whose rotation is traced."""
+  zero-padded convolution as the FFT, for a disc and for a pentagon (not point-symmetric) whose
+  rotation is traced."""
   x = jnp.asarray(np.random.default_rng(0).random((4, 40, 52), np.float32))
   disc = dof._blur_shifts(x, radius)
   np.testing.assert_allclose(disc, dof._blur_fft(x, radius), atol=2e-6)
