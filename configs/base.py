@@ -116,6 +116,9 @@ def paper_config():
   # The reference trains 100 epochs constant + 100 epochs decay; DIML LR train is ~1500 images.
   c.num_train_steps = 300_000
   c.lr_constant_steps = 150_000  # Then linear decay to 0 over the remaining steps.
+  # > 0 keeps a moving average of the generator's weights (this decay per step), which then
+  # predicts in evaluation, samples and rendering; 0 = none, as in the paper.
+  c.ema_decay = 0.0
 
   # Loop.
   c.log_every_steps = 100

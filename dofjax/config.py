@@ -62,6 +62,9 @@ def _check_schedule(config) -> None:
   if config.learning_rate <= 0:
     raise errors.UserError(f"learning_rate={config.learning_rate} must be > 0; set "
                            "--config.learning_rate=2e-4 (the paper's).")
+  if not 0 <= config.get("ema_decay", 0.0) < 1:
+    raise errors.UserError(f"ema_decay={config.ema_decay} must be in [0, 1); set "
+                           "--config.ema_decay=0 (no weight average) or e.g. 0.999.")
   if not 0 <= config.lr_constant_steps <= config.num_train_steps:
     fix = min(max(config.lr_constant_steps, 0), config.num_train_steps)
     if config.lr_constant_steps > config.num_train_steps:

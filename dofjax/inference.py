@@ -10,17 +10,19 @@ from dofjax import checkpointing
 from dofjax import depth as depth_lib
 from dofjax import errors
 from dofjax import parallel
+from dofjax import state as state_lib
 from dofjax import steps
 from dofjax import workdir as workdir_lib
 
 
 def load_generator(workdir):
-  """(config, generator NetState, step) from the newest restorable checkpoint in W; UserError
-  if W is not a training workdir or holds no restorable checkpoint."""
+  """(config, the generator's prediction weights (state.prediction_weights), step) from the
+  newest restorable checkpoint in W; UserError if W is not a training workdir or holds no
+  restorable checkpoint."""
   config = workdir_lib.load_config(workdir)
   step, state = checkpointing.restore_for_inference(
       workdir, lambda: parallel.abstract_state(config, parallel.make_mesh()))
-  return config, state.gen, step
+  return config, state_lib.prediction_weights(state), step
 
 
 def load_depth_predictor(workdir):

@@ -28,12 +28,38 @@ class NetState:
 
 
 @flax.struct.dataclass
+class Weights:
+  """A network's weights for prediction: parameters and BatchNorm statistics."""
+  params: Any
+  batch_stats: Any
+
+
+@flax.struct.dataclass
 class TrainState:
-  """Everything a checkpoint holds. `disc` is None for the 'l1' arm (no discriminator)."""
+  """Everything a checkpoint holds. `disc` is None for the 'l1' arm (no discriminator);
+  `gen_ema` (the generator's weights averaged over steps) is None unless config.ema_decay > 0."""
   step: jax.Array
   gen: NetState
   disc: Optional[NetState]
   nonfinite_skips: jax.Array
+  gen_ema: Optional[Weights]
+
+
+def prediction_weights(state: TrainState):
+  """The generator weights that predict depth: the moving average when the run keeps one
+  (config.ema_decay > 0), else the trained ones. Anything with .params and .batch_stats."""
+  return state.gen if state.gen_ema is None else state.gen_ema
+
+
+def ema_update(ema: Weights, net: NetState, step, decay: float) -> Weights:
+  """The moving average after `step` (int32 scalar, 0-based) updates: each leaf becomes
+  d * ema + (1 - d) * new, d = min(decay, (1 + step) / (10 + step)); the ramp keeps the
+  initial weights from lingering in the average of a short run. Returns the new Weights."""
+  step = jnp.asarray(step, jnp.float32)
+  d = jnp.minimum(decay, (1.0 + step) / (10.0 + step))
+  mix = lambda a, n: d * a + (1.0 - d) * n
+  return Weights(params=jax.tree_util.tree_map(mix, ema.params, net.params),
+                 batch_stats=jax.tree_util.tree_map(mix, ema.batch_stats, net.batch_stats))
 
 
 def make_models(config, axis_name=None):
@@ -90,8 +116,11 @@ def _create_train_state(config, rng) -> TrainState:
   disc_state = None
   if disc is not None:
     disc_state = _init_net(disc, d_rng, jnp.zeros((1, s, s, 4), jnp.float32))
+  gen_ema = None
+  if config.get("ema_decay", 0.0) > 0:
+    gen_ema = Weights(params=gen_state.params, batch_stats=gen_state.batch_stats)
   return TrainState(step=jnp.zeros((), jnp.int32), gen=gen_state, disc=disc_state,
-                    nonfinite_skips=jnp.zeros((), jnp.int32))
+                    nonfinite_skips=jnp.zeros((), jnp.int32), gen_ema=gen_ema)
 
 
 def state_shapes(config) -> TrainState:

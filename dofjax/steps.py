@@ -143,13 +143,19 @@ def train_step(state, batch, rng, *, config, axis_name=None):
   metrics = _pmean({**metrics, "g_loss": g_loss, **g_terms}, axis_name)
   metrics["learning_rate"] = optim.learning_rate_schedule(config)(state.step)
   metrics["nonfinite"] = 1 - ok.astype(jnp.int32)
+  gen_ema = state.gen_ema
+  if gen_ema is not None:
+    gen_ema = _keep_if(ok, state_lib.ema_update(gen_ema, new_gen, state.step, config.ema_decay),
+                       gen_ema)
   new_state = state_lib.TrainState(step=state.step + 1, gen=new_gen, disc=new_disc,
-                                   nonfinite_skips=state.nonfinite_skips + metrics["nonfinite"])
+                                   nonfinite_skips=state.nonfinite_skips + metrics["nonfinite"],
+                                   gen_ema=gen_ema)
   return new_state, metrics
 
 
 def predict_code(gen_state, image, rng, *, config):
-  """Generator output (N,S,S,1) code in [-1, 1] for images (N,S,S,3) in [-1, 1], at test time.
+  """Generator output (N,S,S,1) code in [-1, 1] for images (N,S,S,3) in [-1, 1], at test time,
+  with the weights `gen_state` (.params, .batch_stats; see state.prediction_weights).
 
   config.test_time decides how: 'standard' (BatchNorm running statistics, no dropout) or 'paper'
   (the reference's test mode: batch statistics and dropout, as pix2pix does at test time).
@@ -225,7 +231,7 @@ def eval_step(state, batch, rng, thin_lens_max_radius=None, *, config):
   metrics.finalize_sums.
   """
   near, far = config.depth_near_m, config.depth_far_m
-  code = predict_code(state.gen, batch["image"], rng, config=config)
+  code = predict_code(state_lib.prediction_weights(state), batch["image"], rng, config=config)
   gt_full = batch["depth_full"][..., 0]
   code_full = jax.image.resize(code, gt_full.shape + (1,), "bilinear")[..., 0]
   pred_full = depth_lib.decode_depth(code_full, near, far)

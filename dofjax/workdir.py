@@ -85,14 +85,18 @@ def load_config(workdir) -> ml_collections.ConfigDict:
 
 
 def model_config_changes(workdir, config) -> list:
-  """'field: old -> new' for each model.* field and loss.arm that differ between W/config.json
-  and `config` (empty if W has no config.json). Explains a refused resume."""
+  """'field: old -> new' for each model.* field, loss.arm and ema_decay on/off that differ
+  between W/config.json and `config` (empty if W has no config.json). Explains a refused
+  resume."""
   path = epath.Path(workdir) / "config.json"
   if not path.exists():
     return []
   old, new = json.loads(path.read_text()), _config_json(config)
   pairs = [(f"model.{k}", old.get("model", {}).get(k), v) for k, v in new["model"].items()]
   pairs.append(("loss.arm", old.get("loss", {}).get("arm"), new["loss"]["arm"]))
+  old_ema, new_ema = old.get("ema_decay", 0.0), new.get("ema_decay", 0.0)
+  if (old_ema > 0) != (new_ema > 0):  # Only on/off changes the state's shape.
+    pairs.append(("ema_decay", old_ema, new_ema))
   return [f"{name}: {a!r} -> {b!r}".replace("'", "") for name, a, b in pairs if a != b]
 
 

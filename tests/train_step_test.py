@@ -124,6 +124,41 @@ def test_nonfinite_step_leaves_state_unchanged_and_reports_it():
   assert int(new_state.nonfinite_skips) == 1
 
 
+def test_weight_average_follows_its_recurrence_and_predicts():
+  """ema_decay > 0: the state carries an average of the generator's weights that follows
+  ema <- d * ema + (1 - d) * new, d = min(decay, (1 + t) / (10 + t)), parameters and BatchNorm
+  statistics alike; the networks train as without it; evaluation predicts with it."""
+  plain = _config("cgan_l1")
+  config = _config("cgan_l1")
+  config.ema_decay = 0.6
+  state = _initial_state(config)
+  assert _initial_state(plain).gen_ema is None
+  assert _max_abs_diff(state.gen_ema.params, state.gen.params) == 0
+  step, batch = _step(config), fixed_batch(config)
+  expected = state.gen_ema
+  for t in range(3):
+    state, _ = step(state, batch, jax.random.key(7))
+    d = min(0.6, (1 + t) / (10 + t))
+    expected = jax.tree_util.tree_map(lambda e, n: d * e + (1 - d) * n, expected,
+                                      state_lib.Weights(state.gen.params, state.gen.batch_stats))
+  assert _max_abs_diff(state.gen_ema, expected) < 1e-6
+  assert _max_abs_diff(state.gen_ema.params, state.gen.params) > 1e-5  # It lags the weights.
+  plain_state, _ = _run(plain, 3)
+  # The same training (another compiled program, so equal to float32 rounding).
+  assert _max_abs_diff(plain_state.gen.params, state.gen.params) < 1e-6
+  assert state_lib.prediction_weights(state) is state.gen_ema
+  assert state_lib.prediction_weights(plain_state) is plain_state.gen
+  image = jnp.asarray(batch["image"])
+  ema_code = steps_lib.predict_code(state.gen_ema, image, jax.random.key(0), config=config)
+  raw_code = steps_lib.predict_code(state.gen, image, jax.random.key(0), config=config)
+  assert float(jnp.abs(ema_code - raw_code).max()) > 0
+  eval_batch = {**batch, "depth_full": batch["depth"], "image_full": (batch["image"] + 1) / 2,
+                "example_mask": np.ones(config.batch_size, np.float32)}
+  _, code = jax.jit(functools.partial(steps_lib.eval_step, config=config))(
+      state, eval_batch, jax.random.key(0))
+  np.testing.assert_allclose(code, ema_code, atol=1e-5)
+
+
 def test_schedule_is_constant_then_linear_to_zero():
   config = _config()
   config.num_train_steps, config.lr_constant_steps = 100, 60
@@ -141,6 +176,7 @@ def test_schedule_is_constant_then_linear_to_zero():
     ("parallelism", "dp", "parallelism='dp'"),
     ("batch_size", 0, "batch_size=0 must be a positive integer"),
     ("model.conv_impl", "cudnn", "model.conv_impl='cudnn'"),
+    ("ema_decay", 1.0, "ema_decay=1.0 must be in \\[0, 1\\)"),
 ])
 def test_invalid_config_values_are_clear_errors(field, value, message):
   config = _config()
