@@ -107,7 +107,8 @@ def write_samples(state, config, workdir, rng, stop=None) -> list:
   out_dir.mkdir(parents=True, exist_ok=True)
   workdir_lib.mark_samples_complete(workdir, False)  # Until the last picture is written.
   predict = jax.jit(lambda g, x, r: steps.predict_code(g, x, r, config=config))
-  gen_state = jax.device_get(state_lib.prediction_weights(state))  # A host copy: process 0 runs this alone.
+  # A host copy: process 0 runs this alone.
+  gen_state = jax.device_get(state_lib.prediction_weights(state))
   written = []
   for local in input_pipeline.create_eval_iterator(config, config.eval_split):
     code = np.asarray(predict(gen_state, jnp.asarray(local["image"]), rng))

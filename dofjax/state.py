@@ -20,18 +20,22 @@ from dofjax import optim
 
 
 @flax.struct.dataclass
+class Weights:
+  """A network's weights for prediction: parameters and BatchNorm statistics."""
+  params: Any
+  batch_stats: Any
+
+
+@flax.struct.dataclass
 class NetState:
   """One network's trainable state: parameters, BatchNorm statistics and Adam state."""
   params: Any
   batch_stats: Any
   opt_state: Any
 
-
-@flax.struct.dataclass
-class Weights:
-  """A network's weights for prediction: parameters and BatchNorm statistics."""
-  params: Any
-  batch_stats: Any
+  def weights(self) -> Weights:
+    """The parameters and BatchNorm statistics, without the optimiser state."""
+    return Weights(params=self.params, batch_stats=self.batch_stats)
 
 
 @flax.struct.dataclass
@@ -57,9 +61,7 @@ def ema_update(ema: Weights, net: NetState, step, decay: float) -> Weights:
   initial weights from lingering in the average of a short run. Returns the new Weights."""
   step = jnp.asarray(step, jnp.float32)
   d = jnp.minimum(decay, (1.0 + step) / (10.0 + step))
-  mix = lambda a, n: d * a + (1.0 - d) * n
-  return Weights(params=jax.tree_util.tree_map(mix, ema.params, net.params),
-                 batch_stats=jax.tree_util.tree_map(mix, ema.batch_stats, net.batch_stats))
+  return jax.tree_util.tree_map(lambda a, n: d * a + (1.0 - d) * n, ema, net.weights())
 
 
 def make_models(config, axis_name=None):
@@ -118,7 +120,7 @@ def _create_train_state(config, rng) -> TrainState:
     disc_state = _init_net(disc, d_rng, jnp.zeros((1, s, s, 4), jnp.float32))
   gen_ema = None
   if config.get("ema_decay", 0.0) > 0:
-    gen_ema = Weights(params=gen_state.params, batch_stats=gen_state.batch_stats)
+    gen_ema = gen_state.weights()
   return TrainState(step=jnp.zeros((), jnp.int32), gen=gen_state, disc=disc_state,
                     nonfinite_skips=jnp.zeros((), jnp.int32), gen_ema=gen_ema)
 

@@ -140,7 +140,7 @@ def test_weight_average_follows_its_recurrence_and_predicts():
     state, _ = step(state, batch, jax.random.key(7))
     d = min(0.6, (1 + t) / (10 + t))
     expected = jax.tree_util.tree_map(lambda e, n: d * e + (1 - d) * n, expected,
-                                      state_lib.Weights(state.gen.params, state.gen.batch_stats))
+                                      state.gen.weights())
   assert _max_abs_diff(state.gen_ema, expected) < 1e-6
   assert _max_abs_diff(state.gen_ema.params, state.gen.params) > 1e-5  # It lags the weights.
   plain_state, _ = _run(plain, 3)
