@@ -12,9 +12,12 @@ reported and the next older one is tried; once an older one restores, the unusab
 are moved to W/unusable_checkpoints (so that the run can save those steps again). Only a
 checkpoint whose own files are missing, truncated or unparseable counts as damaged; an error of
 the environment (permission denied, out of memory, an unreachable bucket) stops with one message
-and moves nothing.
+and moves nothing. A checkpoint written before the TrainState gained an optional field (one that
+is None in the current config, such as `gen_ema`) restores with that field None.
 """
 
+from collections.abc import Mapping
+import dataclasses
 import datetime
 import errno
 import json
@@ -112,20 +115,26 @@ def _path_names(path) -> str:
   return "/".join(parts)
 
 
-def _shape_mismatch(manager, step: int, abstract_state):
-  """A description of how the saved state's shapes differ from `abstract_state`, or None.
-
-  None also when the checkpoint's metadata cannot be read (then the checkpoint is damaged).
-  """
+def _saved_tree(manager, step: int):
+  """The metadata tree of the state saved at `step` (nested dicts of orbax array metadata), or
+  None when it cannot be read (then the checkpoint is damaged)."""
   handler = ocp.PyTreeCheckpointHandler()
   try:
     saved = handler.metadata(epath.Path(manager.directory) / str(step) / "state")
-    saved_shapes = {_path_names(p): tuple(x.shape) for p, x in
-                    jax.tree_util.tree_flatten_with_path(saved)[0] if hasattr(x, "shape")}
   except Exception:  # noqa: BLE001 -- unreadable metadata: damaged, not a config mismatch.
     return None
   finally:
     handler.close()
+  return getattr(saved, "tree", saved)
+
+
+def _shape_mismatch(saved, abstract_state):
+  """A description of how the saved state's shapes (`_saved_tree`) differ from
+  `abstract_state`, or None (also when `saved` is None: a damaged checkpoint)."""
+  if saved is None:
+    return None
+  saved_shapes = {_path_names(p): tuple(x.shape) for p, x in
+                  jax.tree_util.tree_flatten_with_path(saved)[0] if hasattr(x, "shape")}
   if not saved_shapes:
     return None
   wanted = {_path_names(p): tuple(x.shape) for p, x in
@@ -137,6 +146,31 @@ def _shape_mismatch(manager, step: int, abstract_state):
     return None
   more = f" and {len(diffs) - 3} more" if len(diffs) > 3 else ""
   return "; ".join(diffs[:3]) + more
+
+
+def _fields_added_since(saved, abstract_state) -> tuple:
+  """Names of the fields of `abstract_state` (a dataclass such as the TrainState) that are None
+  in it and absent from the saved tree: the checkpoint predates them (e.g. `gen_ema`, added
+  with config.ema_decay). Such a checkpoint restores with those fields None."""
+  if not dataclasses.is_dataclass(abstract_state) or not isinstance(saved, Mapping):
+    return ()
+  return tuple(f.name for f in dataclasses.fields(abstract_state)
+               if getattr(abstract_state, f.name) is None and f.name not in saved)
+
+
+def _restore_state(manager, step: int, abstract_state, added: tuple):
+  """(state, data_state) restored from `step`; the fields named in `added` (absent from this
+  checkpoint, None in abstract_state) are left out of the read and come back None."""
+  target = abstract_state
+  if added:
+    target = {f.name: getattr(abstract_state, f.name) for f in dataclasses.fields(abstract_state)
+              if f.name not in added}
+  restored = manager.restore(step, args=ocp.args.Composite(
+      state=ocp.args.StandardRestore(target), data=ocp.args.JsonRestore()))
+  state = restored["state"]
+  if added:
+    state = abstract_state.replace(**state)
+  return state, restored["data"]
 
 
 def _move_aside(manager, steps, log) -> None:
@@ -271,13 +305,14 @@ def restore_latest(manager, abstract_state, log=print, move_unusable: bool = Fal
   failed = []
   result = (None, None, None)
   for step in sorted(manager.all_steps(), reverse=True):
-    mismatch = _shape_mismatch(manager, step, abstract_state)  # Before restore: no noisy failure.
+    saved = _saved_tree(manager, step)
+    mismatch = _shape_mismatch(saved, abstract_state)  # Before restore: no noisy failure.
     if mismatch:
       raise _shape_error(manager, step, mismatch, config_changes)
     try:
-      restored = manager.restore(step, args=ocp.args.Composite(
-          state=ocp.args.StandardRestore(abstract_state), data=ocp.args.JsonRestore()))
-      result = (step, restored["state"], restored["data"])
+      state, data_state = _restore_state(manager, step, abstract_state,
+                                         _fields_added_since(saved, abstract_state))
+      result = (step, state, data_state)
       break
     except (_DAMAGE_ERRORS + (MemoryError,)) as e:
       environment = _environment_error(step, manager.directory, e)

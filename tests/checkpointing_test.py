@@ -81,3 +81,43 @@ def test_a_bug_during_restore_is_not_called_damage(workdir, monkeypatch):
   with pytest.raises(TypeError):
     _restore(workdir, [])
   assert not (workdir / "unusable_checkpoints").exists()
+
+
+def test_a_checkpoint_from_before_a_new_optional_field_still_resumes(tmp_path):
+  """Checkpoints written before the TrainState gained `gen_ema` (config.ema_decay) lack that
+  field. Resuming one with the average off must restore it as it is, not call it damaged and
+  start from scratch; with the average on, the config change is refused and nothing moves."""
+  import dataclasses  # pylint: disable=g-import-not-at-top
+  from configs import tiny  # pylint: disable=g-import-not-at-top
+  from dofjax import parallel  # pylint: disable=g-import-not-at-top
+  config = tiny.get_config()
+  mesh = parallel.make_mesh()
+  state = parallel.init_state_on_mesh(config, jax.random.key(0), mesh)
+  assert state.gen_ema is None
+  older_layout = {f.name: getattr(state, f.name) for f in dataclasses.fields(state)
+                  if f.name != "gen_ema"}
+  manager = checkpointing.make_manager(tmp_path, keep=5)
+  checkpointing.save(manager, 3, older_layout, {"position": 3})
+  manager.wait_until_finished()
+  manager.close()
+
+  manager = checkpointing.make_manager(tmp_path, keep=5)
+  try:
+    log = []
+    step, restored, data = checkpointing.restore_latest(
+        manager, parallel.abstract_state(config, mesh), log=log.append, move_unusable=True)
+    assert (step, data, log) == (3, {"position": 3}, [])
+    assert restored.gen_ema is None
+    want = jax.tree_util.tree_leaves(state)
+    got = jax.tree_util.tree_leaves(restored)
+    assert len(got) == len(want) and all(
+        np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(got, want))
+
+    config.ema_decay = 0.99
+    with pytest.raises(errors.UserError, match="other shapes"):
+      checkpointing.restore_latest(manager, parallel.abstract_state(config, mesh),
+                                   move_unusable=True)
+  finally:
+    manager.close()
+  assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["3"]
+  assert not (tmp_path / "unusable_checkpoints").exists()
