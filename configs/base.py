@@ -106,6 +106,8 @@ def paper_config():
   c.loss.lambda_l1 = 100.0
   # > 0 adds si_log_weight * scale-invariant L1 on log depth (dofjax.losses); 0 = the paper's.
   c.loss.si_log_weight = 0.0
+  # > 0 adds log_gradient_weight * multi-scale gradient matching on log depth; 0 = the paper's.
+  c.loss.log_gradient_weight = 0.0
   c.loss.bokeh_weight = 0.0    # > 0 adds L1 between DoF renders from predicted and true depth.
 
   # Optimiser: Adam(2e-4, 0.5, 0.999), constant then linear decay to 0 (in steps).

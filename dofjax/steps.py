@@ -30,7 +30,8 @@ from dofjax import state as state_lib
 # score of the model.
 THIN_LENS_FLOOR_KEYS = ("thin_lens_floor_psnr", "thin_lens_floor_ssim")
 # The losses a training step reports (those of the arm in use; 'g_l1' always).
-LOSS_KEYS = ("g_loss", "g_l1", "g_gan", "g_si_log", "g_bokeh", "d_loss", "d_real", "d_fake")
+LOSS_KEYS = ("g_loss", "g_l1", "g_gan", "g_si_log", "g_log_grad", "g_bokeh", "d_loss", "d_real",
+             "d_fake")
 
 
 def _all_finite(tree):
@@ -98,6 +99,10 @@ def _generator_loss(fake_code, batch, disc, disc_net, config, axis_name):
     terms["g_si_log"] = losses.scale_invariant_log_l1(fake_depth, batch["depth"], batch["mask"],
                                                       axis_name)
     total = total + config.loss.si_log_weight * terms["g_si_log"]
+  if config.loss.log_gradient_weight > 0:
+    terms["g_log_grad"] = losses.log_gradient_l1(fake_depth, batch["depth"], batch["mask"],
+                                                 axis_name=axis_name)
+    total = total + config.loss.log_gradient_weight * terms["g_log_grad"]
   if config.loss.bokeh_weight > 0:
     terms["g_bokeh"] = dof.bokeh_loss(
         (batch["image"] + 1.0) * 0.5, fake_depth[..., 0],

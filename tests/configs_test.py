@@ -25,7 +25,7 @@ _PAPER = {"dataset": "diml/lr", "eval_dataset": "", "rgbd_dir": None, "augment":
           "batch_size": 1, "eval_batch_size": 1, "num_train_steps": 300_000,
           "lr_constant_steps": 150_000, "eval_every_steps": 5_000, "compute_dtype": "float32",
           "parallelism": "jit", "loss.arm": "cgan_l1", "loss.bokeh_weight": 0.0,
-          "loss.si_log_weight": 0.0,
+          "loss.si_log_weight": 0.0, "loss.log_gradient_weight": 0.0,
           "model": _PAPER_MODEL}
 _AUGMENT_QUICK = dict(_AUGMENT_OFF, color_prob=0.8, brightness=0.25, contrast=0.25,
                      saturation=0.3, hue=0.03, channel_gain=0.1, gamma_prob=0.5, gamma=0.3,
@@ -46,8 +46,9 @@ EXPECTED = {
     ("bokeh", None): dict(_PAPER, **{"loss.bokeh_weight": 100.0}),
     ("bokeh", "synthetic"): dict(_SYNTH, **{"loss.bokeh_weight": 100.0}),
     # Only the quickstart, and the longer recipe built on it, add the scale-invariant log-depth
-    # term (the quickstart's real-frame results).
-    ("quickstart", None): dict(_QUICK, **{"loss.si_log_weight": 100.0}),
+    # term; only the quickstart the log-depth gradient term (the real-frame results).
+    ("quickstart", None): dict(_QUICK, **{"loss.si_log_weight": 100.0,
+                                         "loss.log_gradient_weight": 100.0}),
     ("synthetic_long", None): dict(_QUICK, **{"loss.si_log_weight": 100.0},
                                    dataset="synthetic_rgbd/rooms_large",
                                    num_train_steps=12_000, lr_constant_steps=8_000,

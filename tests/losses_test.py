@@ -68,7 +68,7 @@ def test_scale_invariant_log_l1_ignores_each_images_scale():
   assert float(losses.scale_invariant_log_l1(pred, true2 * 0, jnp.zeros_like(pred))) == 0.0
 
 
-def test_scale_invariant_term_enters_the_generator_loss():
+def test_log_depth_terms_enter_the_generator_loss():
   from configs import tiny
   from dofjax import depth as depth_lib
   from dofjax import steps
@@ -89,12 +89,45 @@ def test_scale_invariant_term_enters_the_generator_loss():
   config.loss.si_log_weight = 0.0
   total0, (terms0, _) = loss(fake, batch, None, None, config, None)
   assert "g_si_log" not in terms0 and float(total0) == pytest.approx(100.0 * float(terms0["g_l1"]))
+  assert "g_log_grad" not in terms0
+  config.loss.log_gradient_weight = 5.0
+  total, (terms, _) = loss(fake, batch, None, None, config, None)
+  assert float(terms["g_log_grad"]) > 0
+  assert float(total) == pytest.approx(
+      100.0 * float(terms["g_l1"]) + 5.0 * float(terms["g_log_grad"]), rel=1e-5)
 
 
-def test_negative_si_log_weight_is_a_clear_error():
+@pytest.mark.parametrize("name", ["si_log_weight", "log_gradient_weight"])
+def test_negative_depth_term_weight_is_a_clear_error(name):
   from configs import base
   c = base.get_config()
-  c.loss.si_log_weight = -1.0
-  with pytest.raises(errors.UserError, match=r"loss.si_log_weight=-1.0 must be >= 0.*"
-                                             r"--config.loss.si_log_weight=0"):
+  c.loss[name] = -1.0
+  with pytest.raises(errors.UserError, match=rf"loss.{name}=-1.0 must be >= 0.*"
+                                             rf"--config.loss.{name}=0"):
     losses.check_loss_config(c.loss)
+
+
+def test_log_gradient_l1_by_hand_and_invariant_to_each_images_scale():
+  # One row of four pixels, two scales: scale 0 pairs (0,1) (1,2) (2,3), scale 1 pair (0,2).
+  true = jnp.array([1.0, 2.0, 4.0, 2.0]).reshape(1, 1, 4, 1)
+  pred = jnp.array([1.0, 4.0, 4.0, 1.0]).reshape(1, 1, 4, 1)
+  r = np.log([1.0, 2.0, 1.0, 0.5])
+  scale0 = np.abs(np.diff(r)).mean()
+  scale1 = abs(r[2] - r[0])
+  got = float(losses.log_gradient_l1(pred, true, jnp.ones_like(pred), num_scales=2))
+  assert got == pytest.approx(scale0 + scale1, rel=1e-5)
+  # An invalid pixel (depth 0 under a 0 mask) drops both of its pairs, and gives no NaN.
+  mask = jnp.array([1.0, 1.0, 1.0, 0.0]).reshape(1, 1, 4, 1)
+  got = float(losses.log_gradient_l1(pred, true.at[0, 0, 3, 0].set(0.0), mask, num_scales=2))
+  assert got == pytest.approx(np.abs(np.diff(r[:3])).mean() + scale1, rel=1e-5)
+  assert float(losses.log_gradient_l1(pred, true, jnp.zeros_like(mask))) == 0.0
+  # Each image's prediction times its own constant: no gradient error at any scale.
+  rng = np.random.default_rng(0)
+  true = jnp.asarray(rng.uniform(0.8, 6.0, (2, 16, 16, 1)), jnp.float32)
+  scales = jnp.array([0.5, 3.0]).reshape(2, 1, 1, 1)
+  assert float(losses.log_gradient_l1(true * scales, true, jnp.ones_like(true))) == (
+      pytest.approx(0.0, abs=1e-6))
+  # A tilted prediction of a flat wall is penalised.
+  wall = jnp.full((1, 16, 16, 1), 3.0)
+  tilted = wall * jnp.linspace(1.0, 2.0, 16).reshape(1, 1, 16, 1)
+  assert float(losses.log_gradient_l1(tilted, wall, jnp.ones_like(wall))) > 0.1

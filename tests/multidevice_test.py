@@ -33,7 +33,9 @@ def _config(**overrides):
   # A shallower PatchGAN than tiny.py's compiles faster; what is checked here (shardings,
   # reductions, BatchNorm statistics across devices) does not depend on its depth.
   c.model.n_layers = 1
-  c.loss.si_log_weight = 1.0  # Its mean over images must be the global batch's under pmap too.
+  # Their means over images must be the global batch's under pmap too.
+  c.loss.si_log_weight = 1.0
+  c.loss.log_gradient_weight = 1.0
   for key, value in overrides.items():
     c[key] = value
   return c
@@ -142,7 +144,7 @@ def _assert_matches_reference(state, metrics, ref_state, ref_metrics, host_state
   _assert_gradients_close(state.disc, ref_state.disc, host_state.disc)
   assert _relative_error(state.gen.batch_stats, ref_state.gen.batch_stats) <= STATS_RTOL
   assert _relative_error(state.disc.batch_stats, ref_state.disc.batch_stats) <= STATS_RTOL
-  for key in ("g_loss", "g_l1", "g_si_log", "d_loss"):
+  for key in ("g_loss", "g_l1", "g_si_log", "g_log_grad", "d_loss"):
     np.testing.assert_allclose(float(metrics[key]), float(ref_metrics[key]), rtol=1e-4)
 
 
@@ -225,6 +227,6 @@ def test_logged_l1_is_the_global_masked_mean_under_pmap_for_every_arm(reference)
   config.loss.arm = "cgan"  # cgan_l1's logged g_l1 is checked in the tests above.
   _, ref_metrics = _single_device(config, host_state, batch, 1)
   _, metrics = _pmap_run(config, host_state, batch, 1)
-  for key in ("g_l1", "g_si_log"):
+  for key in ("g_l1", "g_si_log", "g_log_grad"):
     np.testing.assert_allclose(float(parallel.unreplicate(metrics)[key]),
                                float(ref_metrics[key]), rtol=1e-5, err_msg=key)
