@@ -49,10 +49,11 @@ class TrainState:
   gen_ema: Optional[Weights]
 
 
-def prediction_weights(state: TrainState):
+def prediction_weights(state: TrainState) -> Weights:
   """The generator weights that predict depth: the moving average when the run keeps one
-  (config.ema_decay > 0), else the trained ones. Anything with .params and .batch_stats."""
-  return state.gen if state.gen_ema is None else state.gen_ema
+  (config.ema_decay > 0), else the trained ones, without the Adam state (so a host copy of them,
+  as the samples make, is a third of the generator's training state)."""
+  return state.gen.weights() if state.gen_ema is None else state.gen_ema
 
 
 def ema_update(ema: Weights, net: NetState, step, decay: float) -> Weights:

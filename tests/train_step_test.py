@@ -147,7 +147,10 @@ def test_weight_average_follows_its_recurrence_and_predicts():
   # The same training (another compiled program, so equal to float32 rounding).
   assert _max_abs_diff(plain_state.gen.params, state.gen.params) < 1e-6
   assert state_lib.prediction_weights(state) is state.gen_ema
-  assert state_lib.prediction_weights(plain_state) is plain_state.gen
+  plain_weights = state_lib.prediction_weights(plain_state)
+  assert plain_weights.params is plain_state.gen.params     # The trained weights, and no Adam
+  assert plain_weights.batch_stats is plain_state.gen.batch_stats   # state (samples copy them).
+  assert not hasattr(plain_weights, "opt_state")
   image = jnp.asarray(batch["image"])
   ema_code = steps_lib.predict_code(state.gen_ema, image, jax.random.key(0), config=config)
   raw_code = steps_lib.predict_code(state.gen, image, jax.random.key(0), config=config)
