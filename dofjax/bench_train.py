@@ -61,6 +61,10 @@ def _parse(argv):
   flags.DEFINE_float("peak_tflops", 0.0, "The chip's dense bf16 matrix rate (TFLOP/s) for "
                      "'fraction_of_peak'; 0 = look it up by device kind (GPUs/TPUs listed in "
                      "PEAK_BF16_TFLOPS).", flag_values=fv)
+  if any(a in ("-h", "--help", "--helpfull") for a in argv[1:]):
+    print(f"usage: {argv[0]} [--config=FILE] [--config.<field>=VALUE ...] [flags]\n\n"
+          + fv.get_help())
+    raise SystemExit(0)
   try:
     fv(list(argv))
   except flags.Error as e:

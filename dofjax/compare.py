@@ -11,7 +11,8 @@ Each workdir W is what `python -m dofjax.main` writes:
 Workdirs are grouped by arm (`losses.ablation_arm`: loss.arm, "_bokeh" added when
 loss.bokeh_weight > 0); several workdirs of one arm (different seeds) give mean and
 sample standard deviation. Output in --out:
-  README.md     the table (one row per arm, every test metric), the runs, notes and warnings
+  README.md     the headline table (arm, seeds, six metrics) with the differences larger than the
+                seed spread, the full table (every test metric), the runs, notes and warnings
   summary.json  the same numbers at full precision, and every run's values
   curves.png    validation metrics over training steps: mean over seeds, min..max shaded
   losses.png    training losses likewise (when metrics.jsonl has train lines), and the training
@@ -50,6 +51,10 @@ REFERENCE_METRICS = steps.THIN_LENS_FLOOR_KEYS + metrics_lib.CONSTANT_KEYS
 # Metric columns, in this order first; anything else (the thin-lens bokeh variants, l1_code)
 # follows alphabetically.
 METRIC_ORDER = metrics_lib.KEY_ORDER
+# The headline table's metrics (with the arm and its seed count: eight columns): depth error and
+# accuracy, metric and median-scaled, the depth-boundary error and the bokeh fidelity. Every
+# metric is in the full table below it.
+HEADLINE_KEYS = ("abs_rel", "d1", "abs_rel_median", "d1_median", "dbe_acc", "bokeh_psnr")
 # Config entries that legitimately differ between the workdirs of one ablation.
 CONFIG_KEYS_EXPECTED_TO_DIFFER = frozenset({"seed", "loss.arm", "loss.bokeh_weight", "data_dir",
                                             "manual_dir"})
@@ -333,10 +338,12 @@ def _source_text(entry):
   return f"{', '.join(parts)} (step {step_text})"
 
 
-def markdown_table(summary):
-  """The arm table: one row per arm, columns n seeds, source and every metric (↓ lower is better,
-  ↑ higher is better); the best mean of each column in bold when there are several arms."""
-  keys = metric_keys([e["metrics"] for e in summary.values()])
+def markdown_table(summary, keys=None, with_source=True):
+  """The arm table: one row per arm, columns n seeds, [source] and every metric, or only `keys`
+  where the summary has them (↓ lower is better, ↑ higher is better); the best mean of each column
+  in bold when there are several arms."""
+  present = metric_keys([e["metrics"] for e in summary.values()])
+  keys = present if keys is None else [k for k in keys if k in present]
   best = {}
   if len(summary) > 1:
     for k in keys:
@@ -344,17 +351,45 @@ def markdown_table(summary):
                if e["metrics"].get(k, {}).get("n", 0) > 0]
       if means:
         best[k] = (max if higher_is_better(k) else min)(means)[1]
-  header = ["Arm", "Seeds", "Numbers from"] + [
-      f"{k} {'↑' if higher_is_better(k) else '↓'}" for k in keys]
-  lines = ["| " + " | ".join(header) + " |", "|" + "---|" * 3 + "---:|" * len(keys)]
+  lead = ["Arm", "Seeds"] + (["Numbers from"] if with_source else [])
+  header = lead + [f"{k} {'↑' if higher_is_better(k) else '↓'}" for k in keys]
+  lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(lead) + "---:|" * len(keys)]
   for arm, e in summary.items():
-    cells = [f"{e['name']} (`{arm}`)", str(e["n"]), _source_text(e)]
+    cells = [f"{e['name']} (`{arm}`)", str(e["n"])] + ([_source_text(e)] if with_source else [])
     for k in keys:
       m = e["metrics"].get(k, {"mean": 0.0, "std": 0.0, "n": 0})
       text = format_value(m["mean"], m["std"], m["n"], e["n"])
       cells.append(f"**{text}**" if best.get(k) == arm else text)
     lines.append("| " + " | ".join(cells) + " |")
   return "\n".join(lines)
+
+
+def separated_pairs(summary, key):
+  """[(better_arm, worse_arm)] whose means of `key` differ by more than the seed spread: |mean_a -
+  mean_b| > std_a + std_b, both arms with at least two seeds. Pairs in summary order."""
+  arms = [(a, e["metrics"][key]) for a, e in summary.items()
+          if e["metrics"].get(key, {}).get("n", 0) >= 2]
+  pairs = []
+  for i, (a, ma) in enumerate(arms):
+    for b, mb in arms[i + 1:]:
+      if abs(ma["mean"] - mb["mean"]) > ma["std"] + mb["std"]:
+        a_better = (ma["mean"] > mb["mean"]) == higher_is_better(key)
+        pairs.append((a, b) if a_better else (b, a))
+  return pairs
+
+
+def spread_lines(summary, keys):
+  """Markdown bullets, one per headline metric: which arm beats which by more than the seed
+  spread, or that no difference is. [] when no arm has two seeds."""
+  if not any(e["n"] >= 2 for e in summary.values()):
+    return []
+  lines = ["Differences larger than the seed spread (|Δ mean| > std₁ + std₂):", ""]
+  present = metric_keys([e["metrics"] for e in summary.values()])
+  for k in (k for k in keys if k in present):
+    pairs = separated_pairs(summary, k)
+    text = "; ".join(f"{summary[a]['name']} beats {summary[b]['name']}" for a, b in pairs)
+    lines.append(f"- `{k}`: {text or 'none; every difference is within the seed spread'}.")
+  return lines + [""]
 
 
 def runs_table(runs):
@@ -665,7 +700,10 @@ def _metrics_markdown(runs, summary, diffs):
         f"Generated by `python -m dofjax.compare` on "
         f"{datetime.datetime.now().strftime('%Y-%m-%d %H:%M')} from {len(runs)} workdir(s); "
         f"dataset: {', '.join(f'`{d}`' for d in datasets)}.", "",
-        "## Metrics", "",
+        "## Headline", "",
+        markdown_table(summary, HEADLINE_KEYS, with_source=False), "",
+        *spread_lines(summary, HEADLINE_KEYS),
+        "## All metrics", "",
         markdown_table(summary), "",
         "Mean ± sample standard deviation over seeds (one workdir per seed); ↓ lower is better, "
         "↑ higher is better; the best arm of each column is in bold. Depth metrics follow the "

@@ -85,9 +85,10 @@ def test_table_numbers_and_files(tmp_path, workdirs):
   assert "num_pixels" not in l1
 
   md = open(os.path.join(out, "README.md")).read()
-  row = next(line for line in md.splitlines() if line.startswith("| L1 "))
+  full = md[md.index("## All metrics"):]
+  row = next(line for line in full.splitlines() if line.startswith("| L1 "))
   assert "| 0.22 ± 0.02 |" in row and "| **0.54 ± 0.04** |" in row and "| 3 |" in row
-  cg_row = next(line for line in md.splitlines() if line.startswith("| cGAN+L1 "))
+  cg_row = next(line for line in full.splitlines() if line.startswith("| cGAN+L1 "))
   assert md.index(row) < md.index(cg_row)    # Arms in the order L1, cGAN, cGAN+L1.
   assert "test ×1, last validation ×1" in cg_row
   assert "**0.17 ± 0.014**" in cg_row        # Best (lowest) abs_rel is bold.
@@ -99,6 +100,33 @@ def test_table_numbers_and_files(tmp_path, workdirs):
     with open(path, "rb") as f:
       assert f.read(8) == b"\x89PNG\r\n\x1a\n"
   assert "samples.png" not in md
+
+
+def test_headline_table_has_at_most_eight_columns_and_names_separated_arms(tmp_path):
+  every = {**{k: 0.3 for k in metrics.KEY_ORDER}, "bokeh_psnr_thin_lens": 30.0}
+  runs = []
+  for arm, base in (("l1", 0.20), ("cgan", 0.40), ("cgan_l1", 0.21)):
+    for seed, jitter in enumerate((-0.01, 0.0, 0.01)):
+      w = make_workdir(str(tmp_path), arm, seed)
+      with open(os.path.join(w, "eval_test.json"), "w") as f:
+        json.dump({"step": 1500, "split": "test",
+                   "metrics": {**every, "abs_rel": base + jitter, "d1": 0.7}}, f)
+      runs.append(w)
+  out = str(tmp_path / "report")
+  assert compare.main(runs + ["--out", out, "--num_images", "0"]) == 0
+  md = open(os.path.join(out, "README.md")).read()
+  headline = md[md.index("## Headline"):md.index("## All metrics")]
+  header = next(line for line in headline.splitlines() if line.startswith("| Arm"))
+  assert header.count("|") - 1 <= 8
+  assert all(f"{k} " in header for k in compare.HEADLINE_KEYS)
+  assert "bokeh_psnr_thin_lens" not in header and "sq_rel" not in header
+  # abs_rel: L1 (0.20 ± 0.01) and cGAN+L1 (0.21 ± 0.01) overlap; both beat cGAN (0.40 ± 0.01).
+  line = next(l for l in headline.splitlines() if l.startswith("- `abs_rel`"))
+  assert "L1 beats cGAN;" in line and "cGAN+L1 beats cGAN" in line
+  assert "L1 beats cGAN+L1" not in line
+  d1 = next(l for l in headline.splitlines() if l.startswith("- `d1`"))
+  assert "within the seed spread" in d1
+  assert "sq_rel ↓" in md[md.index("## All metrics"):]
 
 
 def test_history_dedupes_resumed_steps_and_tolerates_truncated_last_line(tmp_path):
