@@ -330,10 +330,12 @@ def load_export_model(workdir, size=None):
   """(config, prediction weights, step, (H, W)) for the newest checkpoint in `workdir`; `size`
   'HxW' or None (the config's image size). UserError if the config cannot be exported."""
   from dofjax import inference  # pylint: disable=g-import-not-at-top
-  config, weights, step = inference.load_generator(workdir)
+  from dofjax import workdir as workdir_lib  # pylint: disable=g-import-not-at-top
+  config = workdir_lib.load_config(workdir)   # Flags are checked before the weights load.
   check_exportable(config)
   hw = (parse_size(size, 2**config.model.num_downs) if size
         else (config.image_size, config.image_size))
+  config, weights, step = inference.load_generator(workdir)
   return config, weights, step, hw
 
 

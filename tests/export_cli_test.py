@@ -7,8 +7,9 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# Runs the CLI with the converter's import failing, as in an install without the extra.
-_WITHOUT_EXTRA = ("import sys; sys.modules['jax2onnx'] = None; "
+# Runs the CLI with the extra's imports failing, as in an install without it (the core install
+# has none of the three).
+_WITHOUT_EXTRA = ("import sys; sys.modules.update(onnx=None, onnxruntime=None, jax2onnx=None); "
                   "from dofjax import errors, export; errors.run_cli(export.main, sys.argv)")
 
 
@@ -40,6 +41,6 @@ def test_missing_extra_names_it(tmp_path):
   proc = _run([f"--workdir={tmp_path}", f"--output={tmp_path / 'depth.onnx'}"], _WITHOUT_EXTRA)
   assert proc.returncode == 2, proc.stderr
   assert proc.stderr.strip().splitlines() == [
-      "error: exporting needs the ONNX converter and runtime (jax2onnx is not installed); "
+      "error: exporting needs the ONNX converter and runtime (onnx is not installed); "
       "install them with pip install -e '.[export]'."], proc.stderr
   assert not (tmp_path / "depth.onnx").exists()

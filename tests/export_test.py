@@ -207,3 +207,23 @@ def test_bad_size_is_one_error_line(workdir, tmp_path):
   assert proc.stderr.strip().splitlines() == [
       "error: --size=48x32: both sides must be positive multiples of 2**model.num_downs = 32, "
       "e.g. --size=32x32."], proc.stderr
+
+
+def test_benchmark_times_onnx_runtime_and_jax():
+  """`benchmark export` on the tiny config: a table, then the JSON with one JAX case and one
+  ONNX Runtime case per (precision, threads)."""
+  import json  # pylint: disable=g-import-not-at-top
+  env = dict(os.environ, PYTHONPATH=ROOT)
+  env.pop("JAX_NUM_CPU_DEVICES", None)
+  proc = subprocess.run(
+      [sys.executable, "-m", "dofjax.benchmark", "export", "--config=configs/tiny.py",
+       "--sizes=32", "--threads=1,2", "--precisions=float32,int8", "--repeats=2"],
+      cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  result = json.loads(proc.stdout.strip().splitlines()[-1])
+  cases = {(c["runtime"], c.get("precision"), c["threads"]) for c in result["cases"]}
+  assert cases == {("jax", None, None), ("onnxruntime", "float32", 1),
+                   ("onnxruntime", "float32", 2), ("onnxruntime", "int8", 1),
+                   ("onnxruntime", "int8", 2)}, cases
+  assert all(c["ms"] > 0 for c in result["cases"])
+  assert "| 32 | ONNX Runtime | int8 | 2 |" in proc.stdout
