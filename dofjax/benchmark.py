@@ -1,8 +1,8 @@
-"""Benchmarks: `python -m dofjax.benchmark {train,dof,data} [flags]`.
+"""Benchmarks: `python -m dofjax.benchmark {train,dof,data,export} [flags]`.
 
 Each subcommand lives in its own module (`dofjax.bench_train`, `dofjax.bench_dof`,
-`dofjax.bench_data`) with a `main(argv)`; each prints human-readable figures and, as its last
-line, one JSON object with the headline numbers.
+`dofjax.bench_data`, `dofjax.bench_export`) with a `main(argv)`; each prints human-readable
+figures and, as its last line, one JSON object with the headline numbers.
 """
 
 import importlib
@@ -10,7 +10,7 @@ import sys
 
 from dofjax import errors
 
-SUBCOMMANDS = ("train", "dof", "data")
+SUBCOMMANDS = ("train", "dof", "data", "export")
 
 
 def main(argv=None):
