@@ -201,6 +201,33 @@ def layer_radii(num_layers=DEFAULT_NUM_LAYERS, max_radius=DEFAULT_MAX_RADIUS):
   return np.sign(t) * np.abs(t) ** LAYER_SPACING * float(max_radius)
 
 
+def plan_max_radius(largest_px):
+  """The layer plan's largest radius (px) for a photo whose largest blur is `largest_px`: the
+  smallest of 2, 3, 4, 6, 8, 12, ... (2^k and 1.5 * 2^k) that is >= it.
+
+  The plan (`layer_radii`) is static in the compiled render, so callers that follow each photo's
+  own blur (the CLI, the app) bucket it: a photo size then has at most two programs per octave of
+  blur per aperture shape and highlight setting, instead of one per pixel of radius. The layers
+  reach up to 1.5x farther than needed (their first step off focus up to 1.5x larger).
+  """
+  largest = max(float(largest_px), 2.0)
+  octave = 2.0 ** math.floor(math.log2(largest))
+  for bucket in (octave, 1.5 * octave, 2.0 * octave):
+    if bucket >= largest:
+      return bucket
+  raise AssertionError(largest)   # 2 * octave > largest always.
+
+
+def render_trace_count():
+  """How many times the compiled render has been traced in this process: one per distinct
+  program (photo size, layer plan, method, aperture blades, highlights on/off), each a compile
+  unless the persistent cache (`dofjax.compile_cache`) holds it."""
+  return _RENDER_TRACES[0]
+
+
+_RENDER_TRACES = [0]
+
+
 def _check_layers(num_layers, max_radius):
   if int(num_layers) != num_layers or num_layers < 3 or num_layers % 2 == 0:
     raise ValueError(f"num_layers must be an odd integer >= 3 (one layer on the focal plane and "
@@ -774,6 +801,7 @@ def _render_jit(image, disparity, focus_disparity, blur_scale_px, *, radii, meth
   caller: eager callers (the CLI, tests) get one XLA compilation instead of hundreds of op-by-op
   ones; under an outer jit/grad/vmap it is simply inlined. Rotation and the highlight gain and
   threshold are traced (changing them does not recompile)."""
+  _RENDER_TRACES[0] += 1   # Runs once per trace, i.e. once per distinct program.
   aperture = (blades, jnp.deg2rad(rotation_deg))
   highlight = (highlight_gain, highlight_threshold) if highlights else None
 
