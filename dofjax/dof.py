@@ -65,6 +65,7 @@ DEFAULT_NUM_LAYERS = 17
 DEFAULT_MAX_RADIUS = 32.0
 DEFAULT_METHOD = "pyramid"
 LAYER_SPACING = 1.75        # Layer radii grow as |t|^1.75 away from focus (`layer_radii`).
+PLAN_MIN_RADIUS = 8.0       # The smallest bucket of `plan_max_radius` (px).
 METHODS = ("pyramid", "fft", "direct")
 COVERAGE_EPS = 1e-3
 _MIN_LOWRES_RADIUS = 4.0    # The fill's downsampled disc keeps at least this radius.
@@ -203,14 +204,17 @@ def layer_radii(num_layers=DEFAULT_NUM_LAYERS, max_radius=DEFAULT_MAX_RADIUS):
 
 def plan_max_radius(largest_px):
   """The layer plan's largest radius (px) for a photo whose largest blur is `largest_px`: the
-  smallest of 2, 3, 4, 6, 8, 12, ... (2^k and 1.5 * 2^k) that is >= it.
+  smallest of 8, 12, 16, 24, 32, 48, ... (2^k and 1.5 * 2^k from PLAN_MIN_RADIUS on) that is >=
+  it.
 
   The plan (`layer_radii`) is static in the compiled render, so callers that follow each photo's
-  own blur (the CLI, the app) bucket it: a photo size then has at most two programs per octave of
-  blur per aperture shape and highlight setting, instead of one per pixel of radius. The layers
-  reach up to 1.5x farther than needed (their first step off focus up to 1.5x larger).
+  own blur (the CLI, the app) bucket it: a photo size then has one program for all blurs up to
+  8 px and at most two more per octave beyond, per aperture shape and highlight setting, instead
+  of one per pixel of radius. Above 8 px the layers reach up to 1.5x farther than needed (their
+  steps up to 1.5x larger); below, the steps near focus stay under a pixel and the layers that no
+  pixel falls on are skipped.
   """
-  largest = max(float(largest_px), 2.0)
+  largest = max(float(largest_px), PLAN_MIN_RADIUS)
   octave = 2.0 ** math.floor(math.log2(largest))
   for bucket in (octave, 1.5 * octave, 2.0 * octave):
     if bucket >= largest:

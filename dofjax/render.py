@@ -256,7 +256,7 @@ def _validate(args):
 
 def max_blur_radius(largest_px, requested=None):
   """Layer plan's largest radius (px): the photo's largest CoC `largest_px` rounded up to a plan
-  bucket (`dof.plan_max_radius`: 2, 3, 4, 6, 8, 12, ... px, so other settings mostly reuse a
+  bucket (`dof.plan_max_radius`: 8, 12, 16, 24, 32, ... px, so other settings mostly reuse a
   compiled program), or `requested`; returns (radius, note): the note is one line when
   `requested` clips the blur, else None."""
   largest = dof.plan_max_radius(largest_px)

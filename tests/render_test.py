@@ -104,7 +104,7 @@ def test_fill_invalid_without_valid_pixels_is_a_user_error():
 
 def test_default_max_radius_is_the_largest_coc_bucketed_and_a_cap_is_said():
   assert render.max_blur_radius(84.2) == (96.0, None)
-  assert render.max_blur_radius(0.3) == (2.0, None)
+  assert render.max_blur_radius(0.3) == (8.0, None)
   radius, note = render.max_blur_radius(84.2, 32.0)
   assert radius == 32.0 and note.startswith("note: --max_radius=32 caps the blur")
   assert "84 px" in note
@@ -125,9 +125,8 @@ def test_cli_follows_the_largest_coc_and_says_when_capped(files, capsys):
 
 def test_plan_buckets_bound_the_programs_and_waste_at_most_half():
   buckets = sorted({dof.plan_max_radius(r) for r in np.linspace(0.1, 256.0, 5000)})
-  assert buckets == [2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0, 32.0, 48.0, 64.0, 96.0, 128.0,
-                     192.0, 256.0]
-  for r in np.linspace(2.0, 300.0, 997):
+  assert buckets == [8.0, 12.0, 16.0, 24.0, 32.0, 48.0, 64.0, 96.0, 128.0, 192.0, 256.0]
+  for r in np.linspace(8.0, 300.0, 997):
     assert r <= dof.plan_max_radius(r) <= 1.5 * r
 
 
