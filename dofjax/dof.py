@@ -818,6 +818,23 @@ def _render_jit(image, disparity, focus_disparity, blur_scale_px, *, radii, meth
   return jax.vmap(render_single)(image, disparity, focus_disparity, blur_scale_px)
 
 
+def compile_render(height, width, *, num_layers=DEFAULT_NUM_LAYERS, max_radius=DEFAULT_MAX_RADIUS,
+                   method=DEFAULT_METHOD, aperture_blades=0, highlights=False):
+  """Compiles, without running it, the program `render_disparity` uses for one (height, width)
+  image with these static settings (highlights: a gain > 0 or not), so a later render with them
+  finds it compiled (and the persistent cache holds it, when on). Safe to call from a background
+  thread while other renders run. Returns None."""
+  _check_layers(num_layers, max_radius)
+  _check_aperture(aperture_blades)
+  scalar = jax.ShapeDtypeStruct((), jnp.float32)
+  _render_jit.lower(
+      jax.ShapeDtypeStruct((height, width, 3), jnp.float32),
+      jax.ShapeDtypeStruct((height, width), jnp.float32), scalar, scalar,
+      radii=tuple(float(r) for r in layer_radii(num_layers, max_radius)), method=method,
+      blades=int(aperture_blades), highlights=bool(highlights), rotation_deg=scalar,
+      highlight_gain=scalar, highlight_threshold=scalar).compile()
+
+
 def largest_coc_radius_px(depth_m, *, focus_distance_m, f_number, focal_length_mm,
                           sensor_width_mm=36.0):
   """The largest thin-lens CoC radius in a depth map, to size `max_radius` to the photo.

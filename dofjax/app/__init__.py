@@ -193,12 +193,10 @@ def warm_up_keys(depth_m, depth_small, settings, apertures=APERTURES):
 
 
 def warm_up(key):
-  """Compiles the render of plan key `key` (see `plan_key`) by rendering a blank frame through
-  render.render_photo, the path render_full and render_preview take (so it is their program)."""
+  """Compiles, without rendering, the program of plan key `key` (see `plan_key`): the one
+  render.render_photo (render_full's and render_preview's path) then uses, with its defaults."""
   h, w, radius, blades, highlights = key
-  render.render_photo(np.zeros((h, w, 3), np.float32), np.ones((h, w), np.float32), focus_m=1.0,
-                      blur_scale_px=1.0, max_radius=radius, aperture_blades=blades,
-                      highlights=highlights)
+  dof.compile_render(h, w, max_radius=radius, aperture_blades=blades, highlights=highlights)
 
 
 def cli_args(settings, photo="photo.jpg", depth_flags=("--depth=depth_mm.png",),

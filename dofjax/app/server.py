@@ -21,7 +21,6 @@ import time
 import urllib.parse
 
 from dofjax import app as app_lib
-from dofjax import dof
 from dofjax import errors
 
 MAX_UPLOAD_BYTES = 512 * 1024 * 1024
@@ -92,8 +91,8 @@ def set_depth(session, depth_m, depth_flags):
 def start_warm_up(state, session, settings=None):
   """Compiles, on a daemon thread, the programs of app.warm_up_keys for the session's photo
   (settings: the page's first request; None: the centre in focus; the thread stops when new depth
-  arrives). Each program is compiled under the render lock once no page request waits; returns
-  the thread."""
+  arrives). Each program is compiled (not run) when no page request waits; returns the
+  thread."""
   h, w = session.depth_m.shape
   settings = settings or app_lib.Settings(x=w // 2, y=h // 2)
   generation = session.generation
@@ -105,13 +104,14 @@ def start_warm_up(state, session, settings=None):
     for key in keys:
       while state.waiting:          # The page's own requests first.
         time.sleep(0.02)
-      with state.render_lock:
-        if session.generation != generation:
-          return
-        if key not in state.compiled:
-          app_lib.warm_up(key)
-          state.compiled.add(key)
-        session.warm_left -= 1
+      if session.generation != generation:
+        return
+      if key not in state.compiled:
+        # Compiling needs no render lock: a request that comes meanwhile renders at once
+        # (sharing the cores with the compile, which mostly uses one).
+        app_lib.warm_up(key)
+        state.compiled.add(key)
+      session.warm_left -= 1
 
   thread = threading.Thread(target=work, name="dofjax-warm-up", daemon=True)
   thread.start()
@@ -139,16 +139,16 @@ def render(state, session, fields):
     with state.render_lock:
       if seq is not None and seq < session.newest:
         return dict(stale=True, seq=seq)
-      traces = dof.render_trace_count()
       t0 = time.perf_counter()
       if full:
         out, info = app_lib.render_full(session.image, session.depth_m, settings)
       else:
         out, info = app_lib.render_preview(*session.small, session.depth_m, settings)
       seconds = time.perf_counter() - t0
-      state.compiled.add((info["height"], info["width"], info["max_radius"], settings.blades,
-                          settings.highlights))
-      compiled = dof.render_trace_count() > traces
+      key = (info["height"], info["width"], info["max_radius"], settings.blades,
+             settings.highlights)
+      compiled = key not in state.compiled     # This request compiled its program.
+      state.compiled.add(key)
   finally:
     with state.lock:
       state.waiting -= 1
