@@ -78,10 +78,12 @@ def drag_f_number(page):
   page.wait_for_timeout(1000)
   shown = page.evaluate("window.dofjaxLatencies")
   previews = [x["ms"] for x in shown if not x["full"]]
+  renders = [x["render_ms"] for x in shown if not x["full"]]
   compiled = sum(1 for x in shown if x["compiled"])
   print(f"\npreview latency in the page (741x500 photo, {len(values)} changes 250 ms apart, "
         f"{len(previews)} previews shown, {compiled} compiled): "
-        + ", ".join(f"{ms:.0f}" for ms in previews) + f" ms; median {np.median(previews):.0f} ms")
+        + ", ".join(f"{ms:.0f}" for ms in previews) + f" ms; median {np.median(previews):.0f} ms "
+        "(the server's render: " + ", ".join(f"{ms:.0f}" for ms in renders) + " ms)")
   assert previews and page.get_attribute("#result", "data-kind") == "preview"
   # Release: the full size follows with the last setting.
   page.locator("#fnum").dispatch_event("change")
