@@ -25,6 +25,7 @@ from dofjax import errors
 
 MAX_UPLOAD_BYTES = 512 * 1024 * 1024
 MAX_SESSIONS = 4          # Tabs whose photos stay in memory; the oldest is dropped first.
+WARM_UP_IDLE_S = 1.0      # The warm-up starts a compile only after this long without requests.
 _PAGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "page.html")
 
 
@@ -55,6 +56,7 @@ class AppState:
     self.lock = threading.Lock()       # Guards `sessions`, `waiting` and `newest`.
     self.render_lock = threading.Lock()
     self.waiting = 0                   # Page requests waiting for or holding render_lock.
+    self.idle_since = time.monotonic()   # When the last page request was answered.
     self.compiled = set()              # app.plan_key's of the programs compiled so far.
 
   def session(self, sid, create=False):
@@ -102,8 +104,10 @@ def start_warm_up(state, session, settings=None):
     keys = app_lib.warm_up_keys(session.depth_m, session.small[1], settings)
     session.warm_left = len(keys)
     for key in keys:
-      while state.waiting:          # The page's own requests first.
-        time.sleep(0.02)
+      # The page's own requests first, and the burst a click or a release sends (preview, then
+      # full size) as a whole.
+      while state.waiting or time.monotonic() - state.idle_since < WARM_UP_IDLE_S:
+        time.sleep(0.05)
       if session.generation != generation:
         return
       if key not in state.compiled:
@@ -152,6 +156,7 @@ def render(state, session, fields):
   finally:
     with state.lock:
       state.waiting -= 1
+      state.idle_since = time.monotonic()
   if full:
     session.full = out
   data = base64.b64encode(app_lib.jpeg(out)).decode("ascii")
