@@ -7,12 +7,16 @@ with the process's peak resident memory.
 
 Quality (`--quality`): against the exact thin-lens ground truth of the synthetic scenes
 (`tfds_diml.scenes.render_thin_lens`), three renderers from the pinhole photo and its true depth:
-the layered renderer (`dof.render_disparity`, max radius = the scene's largest CoC), a classical
+the layered renderer (`dof.render_disparity`, max radius = the scene's largest CoC rounded up,
+or with `--plan_buckets` its `dof.plan_max_radius` bucket as the CLI and the app use), a classical
 scatter renderer (`scatter_render`, the classical stage of BokehMe) and a naive Gaussian baseline.
 Columns: PSNR / SSIM over the whole frame (`dofjax.metrics`, as evaluation computes them), PSNR
 in the depth-edge band (`depth_edge_band`) and, on rooms with lights brighter than white
 (`scenes.random_hdr_scene`, truth clipped once after the aperture average), PSNR on the highlight
 pixels (`highlight_band`), with the layered render with and without highlight recovery.
+
+User-felt timings (`--user`): `dofjax.bench_user` (CLI calls with a cold and a warm compilation
+cache, app preview latency, the programs of a scripted app session).
 
 The last printed line is one JSON object with the headline numbers (`megapixels_per_second`).
 """
@@ -49,10 +53,20 @@ def _parse(argv):
   p.add_argument("--quality_height", type=int, default=192)
   p.add_argument("--quality_width", type=int, default=256)
   p.add_argument("--num_samples", type=int, default=64, help="Thin-lens aperture samples.")
+  p.add_argument("--plan_buckets", action="store_true",
+                 help="--quality: the layered render's plan spans dof.plan_max_radius of the "
+                 "largest blur (as the CLI and the app) instead of that blur rounded up.")
+  p.add_argument("--user", action="store_true",
+                 help="Time what users feel instead (dofjax.bench_user): CLI calls with a cold "
+                 "and a warm compilation cache, app previews, programs in an app session.")
+  p.add_argument("--user_mp", type=float, default=12.0,
+                 help="--user: megapixels of the large synthetic photo.")
   args = p.parse_args(argv[1:])
   for name in ("height", "width", "repeats", "quality_height", "quality_width", "num_samples"):
     if getattr(args, name) < 1:
       raise errors.UserError(f"--{name} must be >= 1; got {getattr(args, name)}.")
+  if not args.user_mp > 0:
+    raise errors.UserError(f"--user_mp must be > 0 megapixels; got {args.user_mp}.")
   if not args.max_radius > 0 or not args.large_max_radius > 0:
     raise errors.UserError("--max_radius and --large_max_radius must be > 0 pixels.")
   try:
@@ -276,7 +290,8 @@ def _renders(rgb, depth, focus, k, args, hdr):
   radius = dof.coc_radius_from_disparity(disparity, 1.0 / focus, k)
   layered = lambda **kw: np.asarray(dof.render_disparity(
       rgb, disparity, focus_disparity=1.0 / focus, blur_scale_px=k, num_layers=args.num_layers,
-      max_radius=float(max(math.ceil(radius.max()), 1)), method=args.method, **kw))
+      max_radius=(dof.plan_max_radius(radius.max()) if args.plan_buckets
+                  else float(max(math.ceil(radius.max()), 1))), method=args.method, **kw))
   out = {"layered": layered()}
   if hdr:
     out["layered+recovery"] = layered(highlight_gain=dof.PHOTO_HIGHLIGHT_GAIN,
@@ -369,6 +384,10 @@ def _print_tables(rows, args):
 def main(argv):
   """Entry point for `python -m dofjax.benchmark dof`; prints a JSON line last."""
   args = _parse(argv)
-  result = run_quality(args) if args.quality else run_speed(args)
+  if args.user:
+    from dofjax import bench_user  # pylint: disable=g-import-not-at-top
+    result = bench_user.run_user(args)
+  else:
+    result = run_quality(args) if args.quality else run_speed(args)
   print(json.dumps(result))
   return 0

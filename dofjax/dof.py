@@ -65,6 +65,7 @@ DEFAULT_NUM_LAYERS = 17
 DEFAULT_MAX_RADIUS = 32.0
 DEFAULT_METHOD = "pyramid"
 LAYER_SPACING = 1.75        # Layer radii grow as |t|^1.75 away from focus (`layer_radii`).
+PLAN_MIN_RADIUS = 8.0       # The smallest bucket of `plan_max_radius` (px).
 METHODS = ("pyramid", "fft", "direct")
 COVERAGE_EPS = 1e-3
 _MIN_LOWRES_RADIUS = 4.0    # The fill's downsampled disc keeps at least this radius.
@@ -199,6 +200,36 @@ def layer_radii(num_layers=DEFAULT_NUM_LAYERS, max_radius=DEFAULT_MAX_RADIUS):
   m = (num_layers - 1) // 2
   t = np.arange(-m, m + 1, dtype=np.float64) / m
   return np.sign(t) * np.abs(t) ** LAYER_SPACING * float(max_radius)
+
+
+def plan_max_radius(largest_px):
+  """The layer plan's largest radius (px) for a photo whose largest blur is `largest_px`: the
+  smallest of 8, 12, 16, 24, 32, 48, ... (2^k and 1.5 * 2^k from PLAN_MIN_RADIUS on) that is >=
+  it.
+
+  The plan (`layer_radii`) is static in the compiled render, so callers that follow each photo's
+  own blur (the CLI, the app) bucket it: a photo size then has one program for all blurs up to
+  8 px and at most two more per octave beyond, per aperture shape and highlight setting, instead
+  of one per pixel of radius. Above 8 px the layers reach up to 1.5x farther than needed (their
+  steps up to 1.5x larger); below, the steps near focus stay under a pixel and the layers that no
+  pixel falls on are skipped.
+  """
+  largest = max(float(largest_px), PLAN_MIN_RADIUS)
+  octave = 2.0 ** math.floor(math.log2(largest))
+  for bucket in (octave, 1.5 * octave, 2.0 * octave):
+    if bucket >= largest:
+      return bucket
+  raise AssertionError(largest)   # 2 * octave > largest always.
+
+
+def render_trace_count():
+  """How many times the compiled render has been traced in this process: one per distinct
+  program (photo size, layer plan, method, aperture blades, highlights on/off), each a compile
+  unless the persistent cache (`dofjax.compile_cache`) holds it."""
+  return _RENDER_TRACES[0]
+
+
+_RENDER_TRACES = [0]
 
 
 def _check_layers(num_layers, max_radius):
@@ -774,6 +805,7 @@ def _render_jit(image, disparity, focus_disparity, blur_scale_px, *, radii, meth
   caller: eager callers (the CLI, tests) get one XLA compilation instead of hundreds of op-by-op
   ones; under an outer jit/grad/vmap it is simply inlined. Rotation and the highlight gain and
   threshold are traced (changing them does not recompile)."""
+  _RENDER_TRACES[0] += 1   # Runs once per trace, i.e. once per distinct program.
   aperture = (blades, jnp.deg2rad(rotation_deg))
   highlight = (highlight_gain, highlight_threshold) if highlights else None
 
@@ -784,6 +816,23 @@ def _render_jit(image, disparity, focus_disparity, blur_scale_px, *, radii, meth
   if image.ndim == 3:
     return render_single(image, disparity, focus_disparity, blur_scale_px)
   return jax.vmap(render_single)(image, disparity, focus_disparity, blur_scale_px)
+
+
+def compile_render(height, width, *, num_layers=DEFAULT_NUM_LAYERS, max_radius=DEFAULT_MAX_RADIUS,
+                   method=DEFAULT_METHOD, aperture_blades=0, highlights=False):
+  """Compiles, without running it, the program `render_disparity` uses for one (height, width)
+  image with these static settings (highlights: a gain > 0 or not), so a later render with them
+  finds it compiled (and the persistent cache holds it, when on). Safe to call from a background
+  thread while other renders run. Returns None."""
+  _check_layers(num_layers, max_radius)
+  _check_aperture(aperture_blades)
+  scalar = jax.ShapeDtypeStruct((), jnp.float32)
+  _render_jit.lower(
+      jax.ShapeDtypeStruct((height, width, 3), jnp.float32),
+      jax.ShapeDtypeStruct((height, width), jnp.float32), scalar, scalar,
+      radii=tuple(float(r) for r in layer_radii(num_layers, max_radius)), method=method,
+      blades=int(aperture_blades), highlights=bool(highlights), rotation_deg=scalar,
+      highlight_gain=scalar, highlight_threshold=scalar).compile()
 
 
 def largest_coc_radius_px(depth_m, *, focus_distance_m, f_number, focal_length_mm,

@@ -33,6 +33,8 @@ def main(argv):
   distributed.initialize_if_needed()
   config = _CONFIG.value
   if _MODE.value == "eval":
+    from dofjax import compile_cache
+    compile_cache.enable()
     result = evaluation.evaluate_checkpoint(config, _WORKDIR.value, split="test")
     print(f"Test metrics at step {result['step']} written to {_WORKDIR.value}/eval_test.json:")
     for k, v in result["metrics"].items():

@@ -146,19 +146,32 @@ def depth_visualisation(depth_m):
   return (np.where(valid[..., None], rgb, 0.0) * 255.0 + 0.5).astype(np.uint8)
 
 
+def check_output(path, flag="--output"):
+  """UserError unless an image can be written to `path` (str): a .png, .jpg or .jpeg name in an
+  existing, writable folder, and not a folder itself. Cheap: the CLI calls it before reading
+  depth or compiling anything. Returns the lower-case extension."""
+  ext = os.path.splitext(path)[1].lower()
+  if ext not in (".png", ".jpg", ".jpeg"):
+    raise errors.UserError(f"{flag}={path}: the output must end in .png, .jpg or .jpeg.")
+  folder = os.path.dirname(os.path.abspath(path))
+  if not os.path.isdir(folder):
+    raise errors.UserError(f"cannot write {path!r}: the folder {folder!r} does not exist.")
+  if os.path.isdir(path):
+    raise errors.UserError(f"cannot write {path!r}: it is a folder; name a file in it.")
+  if not os.access(folder, os.W_OK | os.X_OK) or (os.path.exists(path)
+                                                  and not os.access(path, os.W_OK)):
+    raise errors.UserError(f"cannot write {path!r}: no permission to write there.")
+  return ext
+
+
 def write_image(path, rgb01, bits=8):
   """Writes HxWx3 float [0, 1] RGB as PNG (8 or 16 bit) or JPEG (8 bit, quality 95)."""
   import cv2
-  ext = os.path.splitext(path)[1].lower()
-  if ext not in (".png", ".jpg", ".jpeg"):
-    raise errors.UserError(f"output {path!r} must end in .png, .jpg or .jpeg.")
+  ext = check_output(path, "output")
   if bits == 16 and ext == ".png":
     data = (np.clip(rgb01, 0, 1) * 65535.0 + 0.5).astype(np.uint16)
   else:
     data = (np.clip(rgb01, 0, 1) * 255.0 + 0.5).astype(np.uint8)
-  folder = os.path.dirname(os.path.abspath(path))
-  if not os.path.isdir(folder):
-    raise errors.UserError(f"cannot write {path!r}: the folder {folder!r} does not exist.")
   params = [cv2.IMWRITE_JPEG_QUALITY, 95] if ext in (".jpg", ".jpeg") else []
   if not cv2.imwrite(path, data[..., ::-1], params):
     raise errors.UserError(f"cannot write {path!r}.")
@@ -242,10 +255,11 @@ def _validate(args):
 
 
 def max_blur_radius(largest_px, requested=None):
-  """Layer plan's largest radius (px): the photo's largest CoC `largest_px` rounded up (at least
-  1 px), or `requested`; returns (radius, note): the note is one line when `requested` clips
-  the blur, else None."""
-  largest = float(np.ceil(max(largest_px, 1.0)))   # Rounded up: similar photos share a compile.
+  """Layer plan's largest radius (px): the photo's largest CoC `largest_px` rounded up to a plan
+  bucket (`dof.plan_max_radius`: 8, 12, 16, 24, 32, ... px, so other settings mostly reuse a
+  compiled program), or `requested`; returns (radius, note): the note is one line when
+  `requested` clips the blur, else None."""
+  largest = dof.plan_max_radius(largest_px)
   if requested is None:
     return largest, None
   note = None
@@ -259,6 +273,11 @@ def main(argv=None):
   """CLI entry point; see the module docstring. Returns 0."""
   args = _parse(list(sys.argv if argv is None else argv))
   _validate(args)
+  check_output(args.output)
+  if args.depth_vis:
+    check_output(args.depth_vis, "--depth_vis")
+  from dofjax import compile_cache  # Before the first compile: reuses other runs' programs.
+  compile_cache.enable()
   image, bits = read_image(args.image)
   h, w = image.shape[:2]
 

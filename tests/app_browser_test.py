@@ -63,6 +63,35 @@ def _chromium():
   return path
 
 
+def drag_f_number(page):
+  """Drags the f-number slider (input events only, 250 ms apart, as a hand does), then waits
+  for the previews; prints their latency as the page measured it (from the change to the image
+  decoded on screen) and checks that the newest setting's preview is what is shown."""
+  page.evaluate("window.dofjaxLatencies = []")
+  values = ("1.4", "1.6", "2", "2.2", "2.5", "2.8", "3.2", "3.5")
+  for value in values:
+    page.evaluate("v => { const s = document.getElementById('fnum'); s.value = v; "
+                  "s.dispatchEvent(new Event('input')); }", value)
+    page.wait_for_timeout(250)
+  page.wait_for_function("document.getElementById('status').textContent.includes('preview in')",
+                         timeout=_RENDER_TIMEOUT_MS)
+  page.wait_for_timeout(1000)
+  shown = page.evaluate("window.dofjaxLatencies")
+  previews = [x["ms"] for x in shown if not x["full"]]
+  renders = [x["render_ms"] for x in shown if not x["full"]]
+  compiled = sum(1 for x in shown if x["compiled"])
+  print(f"\npreview latency in the page (741x500 photo, {len(values)} changes 250 ms apart, "
+        f"{len(previews)} previews shown, {compiled} compiled): "
+        + ", ".join(f"{ms:.0f}" for ms in previews) + f" ms; median {np.median(previews):.0f} ms "
+        "(the server's render: " + ", ".join(f"{ms:.0f}" for ms in renders) + " ms)")
+  assert previews and page.get_attribute("#result", "data-kind") == "preview"
+  # Release: the full size follows with the last setting.
+  page.locator("#fnum").dispatch_event("change")
+  expect_cli = f"--f_number={float(values[-1])!r}"
+  page.wait_for_function(f"document.getElementById('cli').textContent.includes('{expect_cli}')",
+                         timeout=_RENDER_TIMEOUT_MS)
+
+
 def test_upload_click_on_the_bike_and_change_the_f_number(app_url, tmp_path, monkeypatch):
   try:
     from playwright.sync_api import expect, sync_playwright
@@ -98,6 +127,7 @@ def test_upload_click_on_the_bike_and_change_the_f_number(app_url, tmp_path, mon
       page.click("#save")
     saved = str(tmp_path / "saved.png")
     download.value.save_as(saved)
+    drag_f_number(page)
     browser.close()
 
   # The saved PNG is the file the command shown in the page writes (run here in-process).

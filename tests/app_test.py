@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from dofjax import app
+from dofjax import dof
 from dofjax import errors
 from dofjax import render
 from dofjax.app import __main__ as app_main
@@ -66,7 +67,8 @@ def test_preview_is_smaller_with_the_same_focus_and_blurs_off_focus(files):
   out, info = app.render_preview(small_image, small_depth, depth_m, settings)
   assert out.shape == small_image.shape
   assert info["focus_m"] == pytest.approx(1.5, rel=1e-3)
-  assert info["max_radius"] in (2.0, 4.0, 8.0, 16.0, 32.0)
+  # The plan the warm-up compiles for these settings is the one the preview uses.
+  assert info["max_radius"] == app.plan_key(small_depth, settings, depth_m)[2]
   # The subject stays sharp, the background does not.
   subject = np.abs(out[8:16, 6:14] - small_image[8:16, 6:14]).max()
   background = np.abs(out[:, 20:] - small_image[:, 20:]).mean()
@@ -95,6 +97,78 @@ def test_every_cli_error_is_a_message(files, tmp_path):
     app.depth_from_model(None, np.zeros((H, W, 3), np.float32))
 
 
+def test_setting_changes_compile_one_program_per_plan_key(files):
+  image, _ = app.read_photo_bytes(files["photo"].read_bytes())
+  depth_m = app.read_depth_bytes(files["depth"].read_bytes(), image.shape[:2])
+  # A scripted session: focus, f-number, focal length, rotation and highlights change; one
+  # aperture switch. Counted in traces of the compiled render (each a compile when not cached).
+  changes = [dict(x=20, y=24, f_number=2.0), dict(x=50, y=40, f_number=2.0),
+             dict(x=20, y=24, f_number=2.2), dict(x=20, y=24, f_number=2.2, focal_length_mm=52),
+             dict(x=20, y=24, f_number=2.0, blades=6), dict(x=20, y=24, blades=6, rotation_deg=30),
+             dict(x=20, y=24, f_number=2.1, blades=6, rotation_deg=50),
+             dict(x=50, y=40, f_number=2.0, highlights=False),
+             dict(x=50, y=40, f_number=2.0, highlights=True)]
+  keys, traces = set(), dof.render_trace_count()
+  for fields in changes:
+    settings = app.parse_settings(dict(fields, focal_length_mm=fields.get("focal_length_mm", 50)))
+    _, info = app.render_full(image, depth_m, settings)
+    key = app.plan_key(depth_m, settings)
+    assert info["max_radius"] == key[2]
+    keys.add(key)
+  # 9 changes, 3 programs: round and 6 blades with highlights, round without (the f-number,
+  # focal length and focus changes stay in one plan bucket).
+  assert len(keys) == 3
+  assert dof.render_trace_count() - traces <= len(keys)
+
+
+def test_warm_up_compiles_the_programs_the_renders_then_use(files):
+  image, _ = app.read_photo_bytes(files["photo"].read_bytes())
+  depth_m = app.read_depth_bytes(files["depth"].read_bytes(), image.shape[:2])
+  small_image, small_depth = app.preview_inputs(image, depth_m, long_side=40)
+  settings = app.parse_settings(dict(x=20, y=24, f_number=1.4, focal_length_mm=85))
+  keys = app.warm_up_keys(depth_m, small_depth, settings, apertures=(0, 8))
+  preview, full = app.plan_key(small_depth, settings, depth_m), app.plan_key(depth_m, settings)
+  assert keys[:4] == [preview, preview[:3] + (8, True), full, full[:3] + (8, True)]
+  # Then the buckets either side (there is none below the smallest).
+  assert {k[2] for k in keys if k[:2] == full[:2]} == {
+      dof.plan_max_radius(full[2] * 0.666), full[2], dof.plan_max_radius(full[2] * 1.01)}
+  app.warm_up(keys[1])            # The preview with 8 blades ...
+  traces = dof.render_trace_count()
+  eight = app.parse_settings(dict(x=20, y=24, f_number=1.4, focal_length_mm=85, blades=8,
+                                  rotation_deg=20))
+  app.render_preview(small_image, small_depth, depth_m, eight)
+  assert dof.render_trace_count() == traces     # ... is then used, not compiled again.
+
+
+def test_stale_requests_are_dropped_and_the_newest_wins(files):
+  state = server.AppState(warm_up=False)
+  server.set_photo(state, "t", files["photo"].read_bytes(), "photo.png")
+  session = state.session("t")
+  server.set_depth(session, app.read_depth_bytes(files["depth"].read_bytes(), (H, W)),
+                   ["--depth=depth.png"])
+  answers = {}
+
+  def request(seq, full):
+    answers[seq] = server.render(state, session, dict(x=20, y=24, seq=seq, full=full))
+
+  with state.render_lock:         # A render in progress: the next requests queue behind it.
+    threads = [threading.Thread(target=request, args=(seq, full))
+               for seq, full in ((1, False), (2, True), (3, False))]
+    for t in threads:
+      t.start()
+    while state.waiting < 3:
+      threading.Event().wait(0.01)
+  for t in threads:
+    t.join()
+  assert answers[1] == dict(stale=True, seq=1) and answers[2] == dict(stale=True, seq=2)
+  assert answers[3]["seq"] == 3 and not answers[3]["full"]
+  assert answers[3]["image"].startswith("data:image/jpeg;base64,")
+  # An answer to an old request that arrives after a newer one was seen is stale too.
+  assert server.render(state, session, dict(x=20, y=24, seq=2)) == dict(stale=True, seq=2)
+  with pytest.raises(errors.UserError, match="seq must be an integer"):
+    server.render(state, session, dict(x=20, y=24, seq="4"))
+
+
 @pytest.mark.parametrize("fields, message", [
     (dict(), "click on the photo"),
     (dict(x=1, y=2, f_number=0), r"f_number must be a number in \[0.5, 22\]"),
@@ -115,7 +189,7 @@ def test_click_outside_the_photo_is_a_message():
 
 @pytest.fixture()
 def url():
-  httpd = server.make_server("127.0.0.1", 0)
+  httpd = server.make_server("127.0.0.1", 0, warm_up=False)
   thread = threading.Thread(target=httpd.serve_forever, daemon=True)
   thread.start()
   yield f"http://127.0.0.1:{httpd.server_address[1]}"

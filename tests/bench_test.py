@@ -188,7 +188,7 @@ def test_psnr_on_a_mask_is_evaluations_psnr_of_those_pixels():
 
 
 @pytest.mark.parametrize("flag", ["--repeats=0", "--max_radius=-1", "--large_max_radius=0",
-                                  "--seeds=a,b", "--quality_width=0"])
+                                  "--seeds=a,b", "--quality_width=0", "--user_mp=0"])
 def test_dof_benchmark_bad_flags_are_user_errors(flag):
   with pytest.raises(errors.UserError):
     bench_dof.main(["dof", flag])

@@ -102,9 +102,9 @@ def test_fill_invalid_without_valid_pixels_is_a_user_error():
     render.fill_invalid(np.zeros((4, 4), np.float32))
 
 
-def test_default_max_radius_is_the_largest_coc_and_a_cap_is_said():
-  assert render.max_blur_radius(84.2) == (85.0, None)
-  assert render.max_blur_radius(0.3) == (1.0, None)
+def test_default_max_radius_is_the_largest_coc_bucketed_and_a_cap_is_said():
+  assert render.max_blur_radius(84.2) == (96.0, None)
+  assert render.max_blur_radius(0.3) == (8.0, None)
   radius, note = render.max_blur_radius(84.2, 32.0)
   assert radius == 32.0 and note.startswith("note: --max_radius=32 caps the blur")
   assert "84 px" in note
@@ -121,6 +121,55 @@ def test_cli_follows_the_largest_coc_and_says_when_capped(files, capsys):
   assert render.main(base + ["--blur_scale_px=400", "--max_radius=16"]) == 0   # Needs 233 px.
   lines = capsys.readouterr().out.strip().splitlines()
   assert lines[0].startswith("note: --max_radius=16 caps the blur") and "233 px" in lines[0]
+
+
+def test_plan_buckets_bound_the_programs_and_waste_at_most_half():
+  buckets = sorted({dof.plan_max_radius(r) for r in np.linspace(0.1, 256.0, 5000)})
+  assert buckets == [8.0, 12.0, 16.0, 24.0, 32.0, 48.0, 64.0, 96.0, 128.0, 192.0, 256.0]
+  for r in np.linspace(8.0, 300.0, 997):
+    assert r <= dof.plan_max_radius(r) <= 1.5 * r
+
+
+@pytest.mark.parametrize("output,message", [
+    ("out.tif", "must end in .png, .jpg or .jpeg"),
+    ("missing/out.png", "the folder .*missing.* does not exist"),
+    (".", "must end in"),
+])
+def test_bad_output_fails_before_anything_is_read_or_compiled(files, output, message):
+  output = os.path.join(files["dir"], output)
+  traces = dof.render_trace_count()
+  # The photo and depth do not exist either: the output is what is checked first.
+  with pytest.raises(errors.UserError, match=message):
+    render.main(["render", "no_photo.jpg", "--depth=no_depth.png", f"--output={output}"])
+  with pytest.raises(errors.UserError, match=message):
+    render.main(["render", files["photo"], f"--depth={files['depth']}", f"--output={output}"])
+  with pytest.raises(errors.UserError, match="--depth_vis=.*vis.bmp.*must end in"):
+    render.main(["render", files["photo"], f"--depth={files['depth']}",
+                 f"--output={files['out']}", f"--depth_vis={files['dir'] / 'vis.bmp'}"])
+  assert dof.render_trace_count() == traces and not os.path.exists(files["out"])
+
+
+def test_a_second_cli_process_finds_the_compiled_render(files, tmp_path):
+  # The default place: the user's cache folder ($XDG_CACHE_HOME), dofjax/xla.
+  cache = tmp_path / "cache" / "dofjax" / "xla"
+  env = {"JAX_COMPILATION_CACHE_DIR": None, "XDG_CACHE_HOME": str(tmp_path / "cache"),
+         "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}   # Tiny programs compile fast.
+  args = [files["photo"], f"--depth={files['depth']}", "--focus_px=32,32", "--num_layers=5"]
+  first = _run("dofjax.render", *args, "--blur_scale_px=27", f"--output={files['out']}", env=env)
+  assert first.returncode == 0, first.stderr
+  entries = sorted(os.listdir(cache))
+  assert entries, "the CLI wrote nothing to the compilation cache"
+  # Another blur with the same plan (16 px): the second process only reads the cache.
+  second = _run("dofjax.render", *args, "--blur_scale_px=24", "--aperture_rotation_deg=10",
+                f"--output={tmp_path / 'b.png'}", env=env)
+  assert second.returncode == 0, second.stderr
+  assert "max blur radius 16 px" in first.stdout and "max blur radius 16 px" in second.stdout
+  assert sorted(os.listdir(cache)) == entries
+  # DOFJAX_COMPILATION_CACHE=0 turns it off.
+  off = _run("dofjax.render", *args, f"--output={tmp_path / 'c.png'}",
+             env=dict(env, XDG_CACHE_HOME=str(tmp_path / "off"), DOFJAX_COMPILATION_CACHE="0"))
+  assert off.returncode == 0, off.stderr
+  assert not os.path.exists(tmp_path / "off")
 
 
 def test_png_is_written_without_an_opencv_warning(tmp_path, capfd):
@@ -181,9 +230,12 @@ def test_missing_checkpoint_is_a_user_error(files):
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _run(module, *args):
-  """Runs `python -m module ARGS` from the repository root; returns the CompletedProcess."""
-  env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+def _run(module, *args, env=None):
+  """Runs `python -m module ARGS` from the repository root (env: variables to set, None to
+  unset); returns the CompletedProcess."""
+  env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
+             **(env or {}))
+  env = {k: v for k, v in env.items() if v is not None}
   env.pop("JAX_NUM_CPU_DEVICES", None)
   return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, env=env,
                         capture_output=True, text=True, timeout=600)

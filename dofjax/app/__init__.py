@@ -18,7 +18,10 @@ from dofjax import dof
 from dofjax import errors
 from dofjax import render
 
-PREVIEW_LONG_SIDE = 640      # px: the preview rendered while a slider is dragged.
+# px: the preview rendered while a slider is dragged: small enough to follow the hand (~0.08 MP:
+# tens of ms per render on a 2-core CPU; docs/speed.md), the full size follows on release.
+PREVIEW_LONG_SIDE = 320
+DEPTH_VIEW_LONG_SIDE = 640   # px: the depth map shown beside the photo.
 APERTURES = (0, 5, 6, 8)     # Blades; 0 = a round aperture.
 F_NUMBER_RANGE = (0.5, 22.0)
 FOCAL_LENGTH_RANGE_MM = (10.0, 400.0)
@@ -145,8 +148,9 @@ def preview_inputs(image, depth_m, long_side=PREVIEW_LONG_SIDE):
 def render_preview(image_small, depth_small, depth_m, settings):
   """Reduced-size render while a slider moves. Focus comes from the click on the full-size
   depth_m (as render_full); the lens is the same, so the blur scales with the width. The largest
-  blur radius is rounded up to a power of two, so that dragging a slider compiles a handful of
-  renderers rather than one per pixel of radius (each compile takes seconds).
+  blur radius is rounded up to a plan bucket (`dof.plan_max_radius`), so that dragging a slider
+  compiles a handful of renderers rather than one per pixel of radius (each compile takes
+  seconds).
 
   Returns (h x w x 3 float32 sRGB in [0, 1], info dict).
   """
@@ -155,10 +159,44 @@ def render_preview(image_small, depth_small, depth_m, settings):
   largest = float(np.max(dof.coc_radius_px(
       render.fill_invalid(depth_small), focus_distance_m=focus, f_number=settings.f_number,
       focal_length_mm=settings.focal_length_mm, image_width_px=width)))
-  max_radius = float(2 ** max(1, math.ceil(math.log2(max(largest, 1.0)))))
+  max_radius = dof.plan_max_radius(largest)
   out, info = render.render_photo(image_small, depth_small, focus_m=focus, max_radius=max_radius,
                                   **render_kwargs(settings))
   return out, dict(info, focus_m=focus, width=width, height=image_small.shape[0])
+
+
+def plan_key(depth_m, settings, focus_depth_m=None):
+  """(height, width, plan radius px, blades, highlights): what selects the compiled render for
+  these settings of render_full (depth_m: the photo's depth, m) or of render_preview (depth_m:
+  the preview's, focus_depth_m: the full-size depth clicked on); equal keys share one program.
+  The radius is the plan bucket of the largest blur over depth_m's valid pixels."""
+  focus_depth_m = depth_m if focus_depth_m is None else focus_depth_m
+  focus = render.focus_from_pixel(focus_depth_m, settings.x, settings.y)
+  largest = dof.largest_coc_radius_px(depth_m, focus_distance_m=focus,
+                                      f_number=settings.f_number,
+                                      focal_length_mm=settings.focal_length_mm)
+  return depth_m.shape + (dof.plan_max_radius(largest), settings.blades, settings.highlights)
+
+
+def warm_up_keys(depth_m, depth_small, settings, apertures=APERTURES):
+  """The programs worth compiling ahead when a photo's depth arrives (plan keys, most useful
+  first): the preview (depth_small) and the full size (depth_m) at the settings' plan for every
+  aperture in `apertures`, then the plans one bucket narrower and wider (about a stop up or
+  down) for the settings' aperture, preview first."""
+  blades = [settings.blades] + [b for b in apertures if b != settings.blades]
+  plans = [plan_key(depth_small, settings, depth_m), plan_key(depth_m, settings)]
+  keys = [(h, w, radius, b, highlights) for h, w, radius, _, highlights in plans for b in blades]
+  for h, w, radius, b, highlights in plans:
+    for other in (radius * 0.666, radius * 1.01):   # The buckets below and above.
+      keys.append((h, w, dof.plan_max_radius(other), b, highlights))
+  return list(dict.fromkeys(keys))   # Unique, in order.
+
+
+def warm_up(key):
+  """Compiles, without rendering, the program of plan key `key` (see `plan_key`): the one
+  render.render_photo (render_full's and render_preview's path) then uses, with its defaults."""
+  h, w, radius, blades, highlights = key
+  dof.compile_render(h, w, max_radius=radius, aperture_blades=blades, highlights=highlights)
 
 
 def cli_args(settings, photo="photo.jpg", depth_flags=("--depth=depth_mm.png",),
@@ -200,7 +238,7 @@ def jpeg(rgb):
   return data.tobytes()
 
 
-def depth_preview(depth_m, long_side=PREVIEW_LONG_SIDE):
+def depth_preview(depth_m, long_side=DEPTH_VIEW_LONG_SIDE):
   """Depth shown beside the photo: render.depth_visualisation, shrunk for the page (JPEG bytes)."""
   import cv2
   vis = render.depth_visualisation(depth_m)

@@ -19,15 +19,6 @@ def _parse(argv):
   return p.parse_args(argv[1:])
 
 
-def _compilation_cache():
-  """Keeps compiled renderers across app starts (each takes seconds to compile), in
-  $JAX_COMPILATION_CACHE_DIR or else ~/.cache/dofjax/xla."""
-  import jax
-  folder = os.environ.get("JAX_COMPILATION_CACHE_DIR") or os.path.join(
-      os.path.expanduser("~"), ".cache", "dofjax", "xla")
-  jax.config.update("jax_compilation_cache_dir", folder)
-
-
 def main(argv=None):
   """Starts the server and serves until Ctrl+C; returns 0."""
   args = _parse(list(sys.argv if argv is None else argv))
@@ -36,8 +27,9 @@ def main(argv=None):
                            "training run, or leave it out and upload depth PNGs.")
   if not 0 <= args.port < 65536:
     raise errors.UserError(f"--port must be in [0, 65535]; got {args.port}.")
+  from dofjax import compile_cache
   from dofjax.app import server  # Imports jax: after the flags are checked.
-  _compilation_cache()
+  compile_cache.enable()
   try:
     httpd = server.make_server("127.0.0.1", args.port, args.workdir)
   except OSError as e:

@@ -4,7 +4,9 @@ Each browser tab is a session (an id the page makes) holding its photo and depth
 sends uploads as raw request bodies and settings as JSON; renders come back as JPEG data URLs,
 the full-resolution result as the PNG the CLI would write. A UserError becomes a 400 answer with
 its message, shown in the page; the server keeps running. Renders run one at a time (they use
-every core).
+every core); a request older than the newest one of its tab is answered `stale` unrendered, so the
+newest setting always wins. From the first render request for new depth on, a background thread
+compiles the renders the tab will likely need (`start_warm_up`), yielding to the tab's requests.
 """
 
 import base64
@@ -23,6 +25,7 @@ from dofjax import errors
 
 MAX_UPLOAD_BYTES = 512 * 1024 * 1024
 MAX_SESSIONS = 4          # Tabs whose photos stay in memory; the oldest is dropped first.
+WARM_UP_IDLE_S = 1.0      # The warm-up starts a compile only after this long without requests.
 _PAGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "page.html")
 
 
@@ -37,16 +40,24 @@ class Session:
   depth_flags: tuple = ()
   small: tuple = None
   full: object = None
+  newest: int = -1          # The highest request number (the page's `seq`) seen.
+  generation: int = 0       # Bumped by each new depth: stops the previous warm-up.
+  warmed: int = 0           # The generation whose warm-up was started.
+  warm_left: int = 0        # Programs the warm-up has yet to compile.
 
 
 class AppState:
   """Sessions (at most MAX_SESSIONS, least recently used dropped) and the render lock."""
 
-  def __init__(self, workdir=None):
+  def __init__(self, workdir=None, warm_up=True):
     self.workdir = workdir
+    self.warm_up = warm_up             # Whether new depth starts `start_warm_up`.
     self.sessions = collections.OrderedDict()
-    self.lock = threading.Lock()       # Guards `sessions`.
+    self.lock = threading.Lock()       # Guards `sessions`, `waiting` and `newest`.
     self.render_lock = threading.Lock()
+    self.waiting = 0                   # Page requests waiting for or holding render_lock.
+    self.idle_since = time.monotonic()   # When the last page request was answered.
+    self.compiled = set()              # app.plan_key's of the programs compiled so far.
 
   def session(self, sid, create=False):
     """The session `sid`; a new one if `create`, else UserError if unknown."""
@@ -76,6 +87,39 @@ def set_depth(session, depth_m, depth_flags):
   session.depth_m, session.depth_flags = depth_m, tuple(depth_flags)
   session.small = app_lib.preview_inputs(session.image, depth_m)
   session.full = None
+  session.generation += 1
+
+
+def start_warm_up(state, session, settings=None):
+  """Compiles, on a daemon thread, the programs of app.warm_up_keys for the session's photo
+  (settings: the page's first request; None: the centre in focus; the thread stops when new depth
+  arrives). Each program is compiled (not run) when no page request waits; returns the
+  thread."""
+  h, w = session.depth_m.shape
+  settings = settings or app_lib.Settings(x=w // 2, y=h // 2)
+  generation = session.generation
+  session.warm_left = 1
+
+  def work():
+    keys = app_lib.warm_up_keys(session.depth_m, session.small[1], settings)
+    session.warm_left = len(keys)
+    for key in keys:
+      # The page's own requests first, and the burst a click or a release sends (preview, then
+      # full size) as a whole.
+      while state.waiting or time.monotonic() - state.idle_since < WARM_UP_IDLE_S:
+        time.sleep(0.05)
+      if session.generation != generation:
+        return
+      if key not in state.compiled:
+        # Compiling needs no render lock: a request that comes meanwhile renders at once
+        # (sharing the cores with the compile, which mostly uses one).
+        app_lib.warm_up(key)
+        state.compiled.add(key)
+      session.warm_left -= 1
+
+  thread = threading.Thread(target=work, name="dofjax-warm-up", daemon=True)
+  thread.start()
+  return thread
 
 
 def render(state, session, fields):
@@ -85,13 +129,34 @@ def render(state, session, fields):
                            + (" or press 'Predict depth'." if state.workdir else "."))
   settings = app_lib.parse_settings(fields)
   full = bool(fields.get("full"))
-  with state.render_lock:
-    t0 = time.perf_counter()
-    if full:
-      out, info = app_lib.render_full(session.image, session.depth_m, settings)
-    else:
-      out, info = app_lib.render_preview(*session.small, session.depth_m, settings)
-    seconds = time.perf_counter() - t0
+  seq = fields.get("seq")
+  if seq is not None and (isinstance(seq, bool) or not isinstance(seq, int)):
+    raise errors.UserError(f"seq must be an integer (the page's request number); got {seq!r}.")
+  with state.lock:
+    session.newest = max(session.newest, -1 if seq is None else seq)
+    state.waiting += 1
+    warm = state.warm_up and session.warmed != session.generation
+    session.warmed = session.generation
+  if warm:    # The first render of new depth: prepare the likely next ones meanwhile.
+    start_warm_up(state, session, settings)
+  try:
+    with state.render_lock:
+      if seq is not None and seq < session.newest:
+        return dict(stale=True, seq=seq)
+      t0 = time.perf_counter()
+      if full:
+        out, info = app_lib.render_full(session.image, session.depth_m, settings)
+      else:
+        out, info = app_lib.render_preview(*session.small, session.depth_m, settings)
+      seconds = time.perf_counter() - t0
+      key = (info["height"], info["width"], info["max_radius"], settings.blades,
+             settings.highlights)
+      compiled = key not in state.compiled     # This request compiled its program.
+      state.compiled.add(key)
+  finally:
+    with state.lock:
+      state.waiting -= 1
+      state.idle_since = time.monotonic()
   if full:
     session.full = out
   data = base64.b64encode(app_lib.jpeg(out)).decode("ascii")
@@ -99,12 +164,13 @@ def render(state, session, fields):
   cli = app_lib.cli_args(settings, photo=os.path.basename(session.name),
                          depth_flags=session.depth_flags, output=f"{stem}-bokeh.png")
   return dict(image="data:image/jpeg;base64," + data, full=full, seconds=round(seconds, 3),
+              seq=seq, compiled=compiled,
               focus_m=info["focus_m"], max_radius=info["max_radius"], width=info["width"],
               height=info["height"], cli="python -m dofjax.render " + shlex.join(cli))
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
-  """Routes: GET / (the page), /api/depth.jpg, /api/download; POST /api/config, /api/photo,
+  """Routes: GET / (the page), /api/status, /api/depth.jpg, /api/download; POST /api/config, /api/photo,
   /api/depth, /api/predict, /api/render. Session id and options in the query string."""
 
   state: AppState = None   # Set by `make_server`.
@@ -142,6 +208,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
       if path == "/":
         with open(_PAGE, "rb") as f:
           self._reply(200, f.read(), "text/html; charset=utf-8")
+      elif path == "/api/status":
+        s = self.state.session(q.get("s"))
+        self._json({"warming": s.warm_left, "waiting": self.state.waiting})
       elif path == "/api/depth.jpg":
         s = self.state.session(q.get("s"))
         self._reply(200, app_lib.depth_preview(s.depth_m), "image/jpeg")
@@ -186,7 +255,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
       self._json({"error": str(e)}, 400)
 
 
-def make_server(host, port, workdir=None):
-  """A ThreadingHTTPServer for the app on host:port (port 0: a free one)."""
-  handler = type("AppHandler", (Handler,), {"state": AppState(workdir)})
+def make_server(host, port, workdir=None, warm_up=True):
+  """A ThreadingHTTPServer for the app on host:port (port 0: a free one); warm_up: compile each
+  photo's likely programs in the background when its depth arrives."""
+  handler = type("AppHandler", (Handler,), {"state": AppState(workdir, warm_up)})
   return http.server.ThreadingHTTPServer((host, port), handler)
