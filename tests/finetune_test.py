@@ -134,7 +134,8 @@ def _captures(root, rooms, views, seed):
                          np.round(depth * 1000).astype(np.uint16))
 
 
-@pytest.mark.slow  # Trains a tiny model, then fine-tunes it, in process (1-3 minutes of CPU).
+@pytest.mark.slow  # Trains a tiny model, then fine-tunes it, in process (about 5 minutes on 2
+# loaded cores).
 def test_finetuning_lowers_the_error_on_the_folder_and_restarts_the_count(
     synthetic_data_dir, tmp_path):
   pretrained = str(tmp_path / "pretrained")
@@ -149,7 +150,9 @@ def test_finetuning_lowers_the_error_on_the_folder_and_restarts_the_count(
   mine = str(tmp_path / "finetuned")
   state = train.train_and_evaluate(config, mine)
   after = evaluation.evaluate_checkpoint(config, mine, "validation")["metrics"]
-  assert after["abs_rel"] < 0.8 * before["abs_rel"], (before, after)
+  # The loss it trains (L1 on the depth code) and the depth error both fall.
+  assert after["l1_code"] < 0.8 * before["l1_code"], (before, after)
+  assert after["abs_rel"] < before["abs_rel"], (before, after)
   # A fresh count: 60 steps and 60 Adam updates, not the source's 6 + 60.
   assert int(state.step) == 60 and int(state.gen.opt_state.count) == 60
   assert checkpointing.all_steps(mine) == [30, 60]

@@ -49,7 +49,7 @@ LAYOUTS = ("rgb_depth_mm", "tum", "7scenes")
 UNITS_PER_METRE = {"rgb_depth_mm": 1000.0, "tum": 5000.0, "7scenes": 1000.0}
 DEPTH_SCALE_FILE = "depth_units_per_metre.txt"
 SPLIT_FOLDERS = ("train", "validation", "test")
-VALIDATION_FRACTION = 0.1
+VALIDATION_FRACTION = 0.1   # Of the scenes (at least one scene when there are two).
 PLAUSIBLE_MEDIAN_M = (0.1, 20.0)
 MAX_TIMESTAMP_GAP_S = 0.02   # TUM's associate.py default.
 INVALID_RAW = (0, 65535)
@@ -331,8 +331,9 @@ def _sequence_frames(folder, layout, root, stride, problems) -> List[Frame]:
 
 
 def held_out_scenes(scenes) -> List[str]:
-  """The scenes (top-level folders) held out as validation: a fixed pseudo-random ~10% (md5 of
-  the name), at least one when there are two or more, never all; independent of order."""
+  """The scenes held out as validation (here the top-level folders; DIML's train scenes too): a
+  fixed pseudo-random ~10% (md5 of the name), at least one when there are two or more, never
+  all; independent of order."""
   scenes = sorted(set(scenes))
   if len(scenes) < 2:
     return []
@@ -345,14 +346,21 @@ def _scene(frame: Frame) -> str:
   return frame.sequence.split("/")[0]
 
 
-def _report(root: str, problems: List[str]) -> CaptureError:
+def problem_report(what: str, problems: List[str], fix: str, footer: str) -> str:
+  """The one message of a preparation that found `problems` (one line each, the first
+  MAX_PROBLEMS_LISTED shown): '<what>: N bad input(s); preparation aborted, nothing written.
+  <fix>:' then the lines, then `footer`. Shared by the manual-folder builders."""
   shown = problems[:MAX_PROBLEMS_LISTED]
   more = len(problems) - len(shown)
-  return CaptureError(
-      f"RGB-D captures under {root}: {len(problems)} bad input(s); preparation aborted, nothing "
-      "written. Fix or remove these:\n  " + "\n  ".join(shown)
-      + (f"\n  ... and {more} more." if more else "")
-      + "\n(Layouts and options: docs/own-data.md.)")
+  return (f"{what}: {len(problems)} bad input(s); preparation aborted, nothing written. {fix}:"
+          "\n  " + "\n  ".join(shown) + (f"\n  ... and {more} more." if more else "")
+          + "\n" + footer)
+
+
+def _report(root: str, problems: List[str]) -> CaptureError:
+  return CaptureError(problem_report(f"RGB-D captures under {root}", problems,
+                                     "Fix or remove these", "(Layouts and options: "
+                                     "docs/own-data.md.)"))
 
 
 def scan(root: str, frame_stride: int = 1) -> Dict[str, List[Frame]]:
