@@ -57,7 +57,8 @@ def paper_config():
   # Data. `dataset` is a TFDS name: 'diml/lr', 'diml/hr', or 'synthetic_rgbd/<config>'.
   c.dataset = "diml/lr"
   c.data_dir = ml_collections.config_dict.placeholder(str)    # TFDS data dir; None = TFDS default.
-  c.manual_dir = ml_collections.config_dict.placeholder(str)  # The unpacked DIML download (README).
+  # The unpacked DIML download (README), or your own frames for dataset='rgbd_captures'.
+  c.manual_dir = ml_collections.config_dict.placeholder(str)
   c.eval_dataset = ""         # Validation/test data if not `dataset` (same TFDS names).
   c.train_split = "train"
   c.eval_split = "validation"
@@ -70,6 +71,9 @@ def paper_config():
   # eval_dataset='rgbd_folder' reads this folder of <name>_rgb.png + <name>_depth_mm.png real
   # frames (dofjax.real_frames).
   c.rgbd_dir = ml_collections.config_dict.placeholder(str)
+  # dataset='rgbd_captures' (your own frames, in manual_dir; docs/own-data.md): keep every k-th
+  # frame of each recording (consecutive video frames are near duplicates).
+  c.captures_frame_stride = 1
   # Photometric augmentation of the training photos (dofjax.augment): every probability 0 = off,
   # as in the paper.
   c.augment = ml_collections.ConfigDict()
@@ -121,6 +125,13 @@ def paper_config():
   # > 0 keeps a moving average of the generator's weights (this decay per step), which then
   # predicts in evaluation, samples and rendering; 0 = none, as in the paper.
   c.ema_decay = 0.0
+
+  # Fine-tuning: start a new workdir from another run's checkpoint ('W' = its newest, or
+  # 'W/checkpoints/<step>'): its generator's weights and BatchNorm statistics (and its
+  # discriminator's if init_discriminator), with a fresh optimiser, step 0 and this config's
+  # schedule; recorded in W/init_from.json. '' = from scratch. Ignored when resuming.
+  c.init_from = ""
+  c.init_discriminator = True
 
   # Loop.
   c.log_every_steps = 100

@@ -352,11 +352,46 @@ def restore_for_inference(workdir, make_abstract_state):
   return step, state
 
 
-def latest_step(workdir):
-  """The newest complete checkpoint step in W/checkpoints, or None (no manager kept open)."""
+def source_checkpoint(source: str):
+  """(workdir, step) named by config.init_from: 'W' (its newest checkpoint) or
+  'W/checkpoints/<step>'. UserError if there is no such checkpoint."""
+  path = os.path.normpath(str(source))
+  parent = os.path.dirname(path)
+  if os.path.basename(path).isdigit() and os.path.basename(parent) == "checkpoints":
+    workdir, step = os.path.dirname(parent), int(os.path.basename(path))
+    if step not in (all_steps(workdir) or []):
+      raise errors.UserError(f"init_from={source}: no checkpoint of step {step} in "
+                             f"{workdir}/checkpoints (it has: "
+                             f"{', '.join(map(str, all_steps(workdir))) or 'none'}).")
+    return workdir, step
+  step = latest_step(path)
+  if step is None:
+    raise errors.UserError(f"init_from={source}: no checkpoint in {path}/checkpoints; pass the "
+                           "--workdir of a finished training run (or W/checkpoints/<step>).")
+  return path, step
+
+
+def restore_step(workdir, step: int, abstract_state):
+  """The TrainState saved at `step` in W, read-only (nothing created, moved or removed)."""
+  manager = make_manager(workdir, keep=1, read_only=True)
+  try:
+    saved = _saved_tree(manager, step)
+    return _restore_state(manager, step, abstract_state,
+                          _fields_added_since(saved, abstract_state))[0]
+  finally:
+    manager.close()
+
+
+def all_steps(workdir):
+  """The complete checkpoint steps in W/checkpoints, ascending (no manager kept open)."""
   directory = epath.Path(workdir) / "checkpoints"
   if not directory.exists():
-    return None
-  steps = [int(p.name) for p in directory.iterdir() if p.name.isdigit() and p.is_dir()]
-  return max(steps) if steps else None
+    return []
+  return sorted(int(p.name) for p in directory.iterdir() if p.name.isdigit() and p.is_dir())
+
+
+def latest_step(workdir):
+  """The newest complete checkpoint step in W/checkpoints, or None (no manager kept open)."""
+  steps = all_steps(workdir)
+  return steps[-1] if steps else None
 

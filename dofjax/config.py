@@ -21,7 +21,8 @@ TEST_TIMES = ("standard", "paper")
 ON_NONFINITE = ("stop", "skip")
 COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 POSITIVE_INT_FIELDS = ("batch_size", "eval_batch_size", "num_train_steps", "log_every_steps",
-                       "eval_every_steps", "checkpoint_every_steps", "keep_checkpoints")
+                       "eval_every_steps", "checkpoint_every_steps", "keep_checkpoints",
+                       "captures_frame_stride")
 
 
 def compute_dtype(config: ml_collections.ConfigDict):
@@ -56,7 +57,7 @@ def _check_model(config) -> None:
 
 def _check_schedule(config) -> None:
   for field in POSITIVE_INT_FIELDS:
-    if int(config[field]) <= 0:
+    if field in config and int(config[field]) <= 0:
       raise errors.UserError(f"{field}={config[field]} must be a positive integer; set "
                              f"--config.{field}=...")
   if config.learning_rate <= 0:

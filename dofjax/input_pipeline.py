@@ -43,7 +43,9 @@ from dofjax import errors
 from dofjax import real_frames
 from dofjax.errors import DataError, UserError
 from tfds_diml import builders  # Registers the builders with TFDS.
+from tfds_diml import capture_layouts
 from tfds_diml import diml
+from tfds_diml import rgbd_captures
 from tfds_diml import scenes
 
 # 'builder/config' of every TFDS dataset dofjax reads: diml/lr, diml/hr, synthetic_rgbd/tiny, ...
@@ -85,14 +87,29 @@ def get_builder(config, dataset: Optional[str] = None):
   not the user's doing and propagates.
   """
   dataset = check_dataset(dataset or config.dataset)
+  if dataset == rgbd_captures.NAME:
+    return rgbd_captures.builder(captures_dir(config), int(config.get("captures_frame_stride", 1)),
+                                 data_dir=config.data_dir, file_format="array_record")
   return tfds.builder(dataset, data_dir=config.data_dir, file_format="array_record")
+
+
+def captures_dir(config) -> str:
+  """config.manual_dir, the folder of your own frames for dataset=rgbd_captures; DataError
+  with the layouts if it is unset or not a folder."""
+  folder = config.get("manual_dir")
+  if not folder or not os.path.isdir(folder):
+    raise DataError(f"dataset={rgbd_captures.NAME} reads your frames from --config.manual_dir, "
+                    f"which is {'unset' if not folder else 'not a folder: ' + repr(folder)}.\n"
+                    + rgbd_captures.MANUAL_DOWNLOAD_INSTRUCTIONS)
+  return folder
 
 
 def prepare(config, dataset: Optional[str] = None) -> None:
   """Makes sure `dataset` (default config.dataset) is prepared (array_record) in config.data_dir.
 
-  Synthetic datasets are generated on the spot; DIML is built from config.manual_dir (DataError
-  with the download instructions if that is unset, missing or empty, or if any file is bad).
+  Synthetic datasets are generated on the spot; DIML and rgbd_captures are built from
+  config.manual_dir (DataError with the instructions if that is unset, missing or empty, or
+  listing every bad file).
   TFDS writes into a temporary folder and renames it when done, so an interrupted or failed
   preparation leaves nothing half-written. The builders print one progress line (where the data
   comes from) and TFDS's progress bars. Idempotent and cheap once prepared. Multi-host: with a
@@ -111,8 +128,11 @@ def prepare(config, dataset: Optional[str] = None) -> None:
     if builder.name == diml.Diml.name:
       download_config = tfds.download.DownloadConfig(
           manual_dir=diml.check_manual_dir(config.manual_dir))
+    elif builder.name == rgbd_captures.NAME:
+      download_config = tfds.download.DownloadConfig(manual_dir=captures_dir(config))
     builder.download_and_prepare(download_config=download_config, file_format="array_record")
-  except diml.ManualDataError as e:  # The one place DIML's bad-download errors become ours.
+  # The one place the builders' bad-input errors become ours.
+  except (diml.ManualDataError, capture_layouts.CaptureError) as e:
     raise DataError(str(e)) from e
 
 
@@ -539,13 +559,17 @@ def to_global_batch(batch: Dict[str, np.ndarray], sharding) -> Dict[str, Any]:
 
 
 def main(argv=None):
-  """`python -m dofjax.input_pipeline --dataset=NAME [--data_dir=D] [--manual_dir=M]`."""
+  """`python -m dofjax.input_pipeline --dataset=NAME [--data_dir=D] [--manual_dir=M]
+  [--captures_frame_stride=K]`."""
   parser = argparse.ArgumentParser(prog="python -m dofjax.input_pipeline",
                                    description="Prepares a dataset (TFDS array_record).")
   parser.add_argument("--dataset", default="synthetic_rgbd/quickstart",
                       help=f"one of {', '.join(TFDS_DATASETS)}")
   parser.add_argument("--data_dir", default=None, help="TFDS data dir (default: TFDS's)")
-  parser.add_argument("--manual_dir", default=None, help="DIML download (see README)")
+  parser.add_argument("--manual_dir", default=None,
+                      help="DIML download, or your frames for rgbd_captures (docs/own-data.md)")
+  parser.add_argument("--captures_frame_stride", type=int, default=1,
+                      help="rgbd_captures: keep every k-th frame of each recording")
   args = parser.parse_args((sys.argv if argv is None else argv)[1:])
   import ml_collections  # pylint: disable=g-import-not-at-top
   config = ml_collections.ConfigDict(vars(args))

@@ -1,5 +1,9 @@
 """Real RGB-D frames from a folder, for evaluation: the `rgbd_folder` eval dataset.
 
+This is the quick way to score a model on a few frames, read as they are with no preparation.
+To train or fine-tune on your frames (and for TUM / 7-Scenes layouts, splits, striding), use
+dataset `rgbd_captures` (`tfds_diml.rgbd_captures`, docs/own-data.md).
+
 A folder of pairs
   <name>_rgb.png       8-bit RGB (or RGBA, the alpha is dropped);
   <name>_depth_mm.png  16-bit single-channel, z distance in millimetres, 0 = invalid
@@ -26,10 +30,13 @@ import numpy as np
 from dofjax import depth as depth_lib
 from dofjax import errors
 from dofjax.errors import DataError
+from tfds_diml import capture_layouts
 
 DATASET = "rgbd_folder"
-RGB_SUFFIX = "_rgb.png"
-DEPTH_SUFFIX = "_depth_mm.png"
+# The file names of this layout; `tfds_diml.capture_layouts` (the `rgbd_captures` builder, which
+# trains on such folders and others) defines them.
+RGB_SUFFIX = capture_layouts.RGB_SUFFIX
+DEPTH_SUFFIX = capture_layouts.DEPTH_MM_SUFFIX
 
 # Middlebury 2014 Motorcycle calibration (cam0 focal 3979.911 px, doffs 124.343 px, baseline
 # 193.001 mm at 2964 px wide), divided by 4 for the 741-px-wide images scikit-image bundles.

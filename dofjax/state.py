@@ -135,3 +135,17 @@ def state_bytes(config) -> int:
   """Size in bytes of one TrainState of `config` (about one checkpoint on disk)."""
   return sum(int(np.prod(x.shape)) * x.dtype.itemsize
              for x in jax.tree_util.tree_leaves(state_shapes(config)))
+
+
+def start_from(fresh: TrainState, source: TrainState, discriminator: bool) -> TrainState:
+  """The first state of a fine-tuning run: `fresh` (this config's new state: step 0, zero Adam
+  moments, zero skip count) with the generator's parameters and BatchNorm statistics of
+  `source` (another run's TrainState of the same shapes), and the discriminator's too when
+  `discriminator` and both have one. The moving average, if kept, starts at the source's
+  generator."""
+  gen = fresh.gen.replace(params=source.gen.params, batch_stats=source.gen.batch_stats)
+  disc = fresh.disc
+  if discriminator and disc is not None and source.disc is not None:
+    disc = disc.replace(params=source.disc.params, batch_stats=source.disc.batch_stats)
+  gen_ema = None if fresh.gen_ema is None else gen.weights()
+  return fresh.replace(gen=gen, disc=disc, gen_ema=gen_ema)

@@ -9,6 +9,7 @@ after the next step has been dispatched.
 """
 
 import dataclasses
+import os
 from typing import Any
 
 import jax
@@ -19,6 +20,7 @@ from dofjax import config as config_lib
 from dofjax import errors
 from dofjax import evaluation
 from dofjax import interrupts
+from dofjax import losses
 from dofjax import parallel
 from dofjax import samples
 from dofjax import state as state_lib
@@ -83,14 +85,26 @@ def _start(run):
   start, state, data_state = checkpointing.restore_latest(
       run.manager, parallel.abstract_state(config, run.mesh), log=progress.message,
       move_unusable=True, config_changes=workdir_lib.model_config_changes(run.workdir, config))
+  source = None
+  if state is None and config.get("init_from"):
+    source = load_init_source(config, run.mesh)  # Before the data: a bad source fails fast.
   if run.is_chief:
     workdir_lib.record_config(run.workdir, config)
   input_pipeline.prepare(config)
   input_pipeline.prepare(config, input_pipeline.eval_dataset(config))  # Fails before training.
   if state is None:
     start, state = 0, parallel.init_state_on_mesh(config, init_rng, run.mesh)
+    if source is not None:
+      state = state_lib.start_from(state, source.state, bool(config.init_discriminator))
+      if run.is_chief:
+        workdir_lib.record_init_from(run.workdir, source.record(config))
+      progress.message(f"Starting from the checkpoint at step {source.step} in {source.workdir}"
+                       f" ({source.what(config)}; fresh optimiser, step 0).")
   else:
-    progress.message(f"Resuming from the checkpoint at step {start} in {run.workdir}/checkpoints.")
+    note = (f" (init_from={config.init_from} only starts a new workdir; this one continues)"
+            if config.get("init_from") else "")
+    progress.message(f"Resuming from the checkpoint at step {start} in {run.workdir}/checkpoints"
+                     f"{note}.")
   run.train_iter = input_pipeline.create_train_iterator(config)
   local_data_state = checkpointing.local_process_state(data_state)
   if local_data_state is not None:
@@ -104,6 +118,55 @@ def _start(run):
   run.writer = summaries.SummaryWriter(run.workdir, enabled=run.is_chief)
   run.progress = summaries.Progress(config.num_train_steps, start, enabled=run.is_chief)
   return start, run.training.to_device(state)
+
+
+@dataclasses.dataclass(frozen=True)
+class InitSource:
+  """The checkpoint a fine-tuning run starts from (config.init_from)."""
+  workdir: str
+  step: int
+  state: Any  # Its TrainState, as saved.
+
+  def what(self, config) -> str:
+    """Which weights are taken, in words."""
+    with_disc = (config.init_discriminator and self.state.disc is not None
+                 and losses.uses_discriminator(config.loss.arm))
+    return ("generator and discriminator weights" if with_disc else "generator weights") + (
+        " with their BatchNorm statistics")
+
+  def record(self, config) -> dict:
+    """What W/init_from.json records."""
+    return {"init_from": config.init_from, "workdir": os.path.abspath(self.workdir),
+            "step": self.step, "weights": self.what(config)}
+
+
+def _shapes(tree) -> dict:
+  return {jax.tree_util.keystr(p): tuple(x.shape)
+          for p, x in jax.tree_util.tree_flatten_with_path(tree)[0]}
+
+
+def load_init_source(config, mesh) -> InitSource:
+  """Restores the checkpoint config.init_from names ('W' = its newest, or
+  'W/checkpoints/<step>') with the source run's own config (W/config.json). UserError if there
+  is none, or if its generator (or, with init_discriminator, its discriminator) has other
+  shapes than this config's: the message names the config fields that differ."""
+  workdir, step = checkpointing.source_checkpoint(config.init_from)
+  source_config = workdir_lib.load_config(workdir)
+  saved, wanted = (parallel.abstract_state(c, mesh) for c in (source_config, config))
+  nets = [("generator", saved.gen.weights(), wanted.gen.weights())]
+  if config.init_discriminator and saved.disc is not None and wanted.disc is not None:
+    nets.append(("discriminator", saved.disc.weights(), wanted.disc.weights()))
+  for name, a, b in nets:
+    if _shapes(a) != _shapes(b):
+      changes = [c for c in workdir_lib.model_config_changes(workdir, config)
+                 if not c.startswith(("model.conv_impl", "model.dropout_rate", "ema_decay"))]
+      fields = "; ".join(changes) or "its shapes differ"
+      raise errors.UserError(
+          f"init_from={config.init_from}: its {name} does not fit this config ({fields}); "
+          f"fine-tune with the model settings of {workdir}/config.json, or set "
+          "--config.init_from= to train from scratch.")
+  return InitSource(workdir=workdir, step=step,
+                    state=checkpointing.restore_step(workdir, step, saved))
 
 
 def _loop(run, start, state, stop):

@@ -4,6 +4,8 @@ Layout (checkpoints are `dofjax.checkpointing`'s, TensorBoard events and metrics
 `dofjax.summaries`'s):
   W/config.json               the resolved config of the latest run
   W/runs/<time>.json          every run's resolved config, never overwritten
+  W/init_from.json            where a fine-tuning run started (config.init_from): source
+                              workdir, step, which weights
   W/metrics.jsonl             one JSON object per logged step and evaluation
   W/eval_<split>.json         written by --mode=eval
   W/samples/sample_<i>.png    the end-of-training pictures
@@ -73,6 +75,12 @@ def record_config(workdir, config) -> None:
   (workdir / "runs").mkdir(parents=True, exist_ok=True)
   (workdir / "runs" / f"{stamp}.json").write_text(text)
   atomic_write_text(workdir / "config.json", text)
+
+
+def record_init_from(workdir, record: dict) -> None:
+  """Writes W/init_from.json (where this run's first state came from; call on process 0)."""
+  atomic_write_text(epath.Path(workdir) / "init_from.json",
+                    json.dumps(record, indent=2, sort_keys=True))
 
 
 def load_config(workdir) -> ml_collections.ConfigDict:

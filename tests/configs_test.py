@@ -20,6 +20,7 @@ _AUGMENT_OFF = {"color_prob": 0.0, "brightness": 0.0, "contrast": 0.0, "saturati
                 "blur_prob": 0.0, "blur_sigma": 0.0, "noise_prob": 0.0, "noise_std": 0.0,
                 "jpeg_prob": 0.0, "jpeg_quality_min": 100}
 _PAPER = {"dataset": "diml/lr", "eval_dataset": "", "rgbd_dir": None, "augment": _AUGMENT_OFF,
+          "init_from": "", "init_discriminator": True, "captures_frame_stride": 1,
           "samples_real_photo": False,
           "image_size": 256, "load_size": 286,
           "batch_size": 1, "eval_batch_size": 1, "num_train_steps": 300_000,
@@ -53,6 +54,10 @@ EXPECTED = {
                                    dataset="synthetic_rgbd/rooms_large",
                                    num_train_steps=12_000, lr_constant_steps=8_000,
                                    eval_every_steps=2_000),
+    ("finetune", None): dict(_QUICK, **{"loss.si_log_weight": 100.0,
+                                       "loss.log_gradient_weight": 100.0},
+                             dataset="rgbd_captures", learning_rate=1e-4, init_from="",
+                             init_discriminator=True, lr_constant_steps=400),
     ("tiny", None): dict(_PAPER, dataset="synthetic_rgbd/tiny", image_size=32, load_size=36,
                          batch_size=2, eval_batch_size=2, num_train_steps=6, lr_constant_steps=3,
                          eval_every_steps=3,

@@ -22,7 +22,6 @@ Everything here runs without TensorFlow: PNG headers are parsed directly and Ope
 """
 
 import dataclasses
-import hashlib
 import os
 import struct
 from typing import List, NamedTuple, Optional, Tuple
@@ -31,14 +30,13 @@ import cv2
 import numpy as np
 import tensorflow_datasets as tfds
 
+from tfds_diml import capture_layouts
 from tfds_diml import local_builder
 
 HOMEPAGE = "https://dimlrgbd.github.io/"
 SPLIT_FOLDERS = {"train": "train", "test": "test"}
 COLOR_DIR, DEPTH_DIR = "color", "depth_filled"
 COLOR_SUFFIX, DEPTH_SUFFIX = "_c.png", "_depth_filled.png"
-VALIDATION_FRACTION = 0.1   # Of the train scenes (at least one scene when there are two).
-MAX_PROBLEMS_LISTED = 20
 
 MANUAL_DOWNLOAD_INSTRUCTIONS = """\
 DIML/CVL RGB-D indoor data must be downloaded by hand (no automatic download).
@@ -209,16 +207,10 @@ def scan_folder(root: str) -> Tuple[List[Pair], List[str]]:
 
 
 def validation_scenes(train_scenes) -> List[str]:
-  """The train scenes held out as `validation`: a fixed pseudo-random ~10% (md5 of the name).
-
-  At least one scene when there are two or more, never all of them; independent of file order.
-  """
-  train_scenes = sorted(set(train_scenes))
-  if len(train_scenes) < 2:
-    return []
-  count = min(len(train_scenes) - 1, max(1, round(VALIDATION_FRACTION * len(train_scenes))))
-  ranked = sorted(train_scenes, key=lambda s: hashlib.md5(s.encode("utf-8")).hexdigest())
-  return sorted(ranked[:count])
+  """The train scenes held out as `validation`: a fixed pseudo-random ~10% (md5 of the name;
+  `capture_layouts.held_out_scenes`). At least one scene when there are two or more, never all
+  of them; independent of file order."""
+  return capture_layouts.held_out_scenes(train_scenes)
 
 
 def check_manual_dir(manual_dir: Optional[str]) -> str:
@@ -247,14 +239,10 @@ def scan_manual_dir(manual_dir: str, resolution: str) -> dict:
     found[split], split_problems = scan_folder(root)
     problems += split_problems
   if problems:
-    shown = problems[:MAX_PROBLEMS_LISTED]
-    more = len(problems) - len(shown)
-    raise ManualDataError(
-        f"DIML under {manual_dir}: {len(problems)} bad input(s); preparation aborted, nothing "
-        "written. Fix or remove these files:\n  " + "\n  ".join(shown)
-        + (f"\n  ... and {more} more." if more else "")
-        + "\n(Expected layout: see the README section 'Data: DIML indoor and the synthetic "
-        "scenes'.)")
+    raise ManualDataError(capture_layouts.problem_report(
+        f"DIML under {manual_dir}", problems, "Fix or remove these files",
+        "(Expected layout: see the README section 'Data: DIML indoor and the synthetic "
+        "scenes'.)"))
   held_out = set(validation_scenes(p.scene for p in found["train"]))
   if not held_out:
     root = os.path.join(manual_dir, SPLIT_FOLDERS["train"], resolution)
