@@ -21,21 +21,23 @@ DOCS = ["README.md", "CONTRIBUTING.md"] + sorted(
 # Reports that `dofjax.compare` generated (docs/**/README.md) hold no commands to check.
 DOCS = [d for d in DOCS if os.path.exists(os.path.join(REPO, d))
         and not (d.startswith("docs") and os.path.basename(d) == "README.md")]
-SHELL_LANGS = {"bash", "sh", "shell", "console"}
+# Fenced blocks read as commands: shell ones, and those without a language (only the lines that
+# run a dofjax module or a project script are checked, so a folder tree in one is harmless).
+SHELL_LANGS = {"bash", "sh", "shell", "console", ""}
 # Modules that take a subcommand as their first argument.
 SUBCOMMAND_MODULES = {"dofjax.benchmark"}
 
 
 def shell_blocks(markdown):
-  """Markdown text -> [command line]: the lines of its ```bash / ```sh blocks, backslash
-  continuations joined."""
-  lines, inside = [], False
+  """Markdown text -> [command line]: the lines of its ```bash / ```sh / plain ``` blocks,
+  backslash continuations joined."""
+  lines, block = [], None   # block: None outside a fence, else the fence's language.
   for raw in markdown.splitlines():
     fence = re.match(r"^\s*```\s*(\S*)", raw)
     if fence:
-      inside = not inside and fence.group(1) in SHELL_LANGS
+      block = fence.group(1) if block is None else None
       continue
-    if inside:
+    if block in SHELL_LANGS:
       lines.append(raw)
   joined = "\n".join(lines).replace("\\\n", " ")
   return [line.strip() for line in joined.splitlines() if line.strip()]
@@ -47,7 +49,11 @@ def _tokens(command):
   lexer.whitespace_split = True
   lexer.commenters = "#"
   out, current = [], []
-  for tok in lexer:
+  try:
+    tokens = list(lexer)
+  except ValueError:  # Unbalanced quotes: not a shell line (prose or a listing in a block).
+    return []
+  for tok in tokens:
     if tok and set(tok) <= set(";&|"):
       out.append(current)
       current = []
