@@ -14,6 +14,8 @@ distant surfaces. Before the renderer layers the depth, every hole gets a depth:
   from the local variance, so a hole takes the depth of the surface it looks like and depth edges
   follow the photo's edges. One sparse linear solve over the hole pixels, at a working size of at
   most `WORK_PIXELS` (larger photos: solved at that size, then upsampled into the holes).
+- A depth map smaller than its photo (a phone's depth image) is upsampled guided by the photo
+  (`upsample_guided`).
   Chosen over the farther-neighbour fill everywhere (blocks and hard seams across large holes)
   by the hole columns of `python -m dofjax.benchmark dof --quality` (docs/render.md).
 
@@ -67,6 +69,30 @@ def complete_depth(image01, depth_m, *, work_pixels=WORK_PIXELS):
   if shadows.any():
     filled = np.where(shadows, 1.0 / fill_farther(depth_m), filled)
   return (1.0 / np.maximum(filled, 1e-6)).astype(np.float32), ~valid
+
+
+def upsample_guided(image01, values, height, width, eps=1e-4):
+  """A low-resolution map (disparity, say) brought to the photo's size with edges where the
+  photo has them: bilinear upsampling, then a guided filter (He, Sun and Tang, ECCV 2010) with
+  the photo's grey level as guide, over windows as wide as two low-resolution pixels.
+
+  image01: (height, width, 3) sRGB in [0, 1]; values: (h, w) float, all valid. Returns
+  (height, width) float32 (clipped to the range of `values`).
+  """
+  values = np.asarray(values, np.float32)
+  up = cv2.resize(values, (width, height), interpolation=cv2.INTER_LINEAR)
+  if values.shape == (height, width):
+    return up
+  radius = max(1, int(round(2 * width / values.shape[1])))
+  grey = _grey(image01).astype(np.float32)
+  box = lambda x: cv2.boxFilter(x, -1, (2 * radius + 1, 2 * radius + 1))
+  mean_g, mean_v = box(grey), box(up)
+  cov = box(grey * up) - mean_g * mean_v
+  var = box(grey * grey) - mean_g * mean_g
+  scale = cov / (var + eps)
+  offset = mean_v - scale * mean_g
+  out = box(scale) * grey + box(offset)
+  return np.clip(out, values.min(), values.max()).astype(np.float32)
 
 
 def _grey(image01):

@@ -96,7 +96,8 @@ PHOTO_HIGHLIGHT_GAIN = 3.0          # A fully clipped pixel carries up to 1 + 3 
 PHOTO_HIGHLIGHT_THRESHOLD = 0.97    # sRGB value (247/255) where the boost starts: clipped only.
 HIGHLIGHT_SHARE_LOW = 0.1           # Full boost while clipped pixels fill at most this share ...
 HIGHLIGHT_SHARE_HIGH = 0.3          # ... of the blur's window, none from this share on.
-HIGHLIGHT_MIN_WINDOW_PX = 2         # The window's half-size is at least this (px).
+HIGHLIGHT_MIN_WINDOW_PX = 2         # The window's half-size is at least this (px) ...
+HIGHLIGHT_WINDOW_SCALE = 1.0        # ... and this many blur radii.
 HIGHLIGHT_SHARP_PX = 0.5            # No boost for a pixel blurred by at most this radius ...
 HIGHLIGHT_BLURRED_PX = 2.0          # ... the full boost from this radius on (smooth between).
 
@@ -211,9 +212,9 @@ def clipped_share(level, coc_radius_px, max_radius):
   h, w = level.shape
   lo = float(HIGHLIGHT_MIN_WINDOW_PX)
   scales = [lo]
-  while scales[-1] < min(float(max_radius), max(h, w)):
+  while scales[-1] < min(HIGHLIGHT_WINDOW_SCALE * float(max_radius), max(h, w)):
     scales.append(2.0 * scales[-1])
-  t = jnp.log2(jnp.maximum(jnp.abs(coc_radius_px), lo) / lo)
+  t = jnp.log2(jnp.maximum(HIGHLIGHT_WINDOW_SCALE * jnp.abs(coc_radius_px), lo) / lo)
   ones = jnp.ones_like(level)
   share = jnp.zeros_like(level)
   for j, radius in enumerate(scales):

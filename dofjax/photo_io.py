@@ -7,6 +7,11 @@
   is rejected with a message saying what the file seems to hold.
 - The lens: EXIF FocalLengthIn35mmFilm (or FocalLength with it) gives the focal length on a
   36 mm wide sensor (`exif_lens`).
+- Phone photos with their own depth (HEIC/HEIF, as iPhone portraits): read with pillow-heif (the
+  optional `heif` extra), the depth image decoded by its representation type (uniform inverse
+  depth, uniform disparity in 1/m, or uniform depth, normalised between the metadata's d_min and
+  d_max; `heic_depth_to_metres`), oriented like the photo and upsampled to the photo's size
+  guided by it (`depth_completion.upsample_guided`).
 
 Depth is in metres, 0 = invalid (docs/design.md).
 """
@@ -15,6 +20,7 @@ import os
 
 import numpy as np
 
+from dofjax import depth_completion
 from dofjax import errors
 
 MIN_MEDIAN_M = 0.05           # A depth map whose valid median is outside [0.05 m, 1000 m] is ...
@@ -118,3 +124,80 @@ def exif_lens(path):
       source += f" (real focal length {float(real):.3g} mm)"
     return float(f35), source
   return None
+
+
+HEIC_EXTENSIONS = (".heic", ".heif", ".hif")
+# HEIF depth representation types (ISO/IEC 23002-3, as libheif numbers them).
+_INVERSE_Z, _DISPARITY, _Z = 0, 1, 2
+
+
+def is_heic(path):
+  """Whether `path` names a HEIC/HEIF photo (by its extension)."""
+  return os.path.splitext(path)[1].lower() in HEIC_EXTENSIONS
+
+
+def _open_heic(path):
+  """PIL image of a HEIC/HEIF file (pillow-heif registered); UserError if pillow-heif is missing
+  or the file is unreadable."""
+  try:
+    import pillow_heif  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    raise errors.UserError(f"{os.path.basename(path)} is a HEIC photo; reading it needs "
+                           "pillow-heif: pip install 'dofjax[heif]' (or pip install pillow-heif)."
+                           ) from None
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  pillow_heif.register_heif_opener()
+  if not os.path.isfile(path):
+    raise errors.UserError(f"cannot read the photo {path!r}: no such file.")
+  try:
+    return Image.open(path)
+  except (OSError, ValueError) as e:
+    raise errors.UserError(f"cannot read the photo {path!r}: not a readable HEIC ({e}).") from None
+
+
+def read_heic(path):
+  """A HEIC/HEIF photo -> (float32 (H, W, 3) sRGB in [0, 1], bits 8, depth (H, W) float32 metres
+  from its own depth image at the photo's size, or None when it has none)."""
+  with _open_heic(path) as im:
+    image = np.asarray(im.convert("RGB"), np.float32) / 255.0
+    depth_images = im.info.get("depth_images") or []
+    orientation = int(im.info.get("original_orientation") or 1)
+    if not depth_images:
+      return image, 8, None
+    d = depth_images[0]
+    meta = dict(d.info.get("metadata") or {})
+    values = np.asarray(d.to_pillow(), np.float64)
+  h, w = image.shape[:2]
+  if values.ndim == 3:
+    values = values[..., 0]
+  values /= 65535.0 if values.max() > 255 else 255.0
+  depth = heic_depth_to_metres(values, meta, path)
+  oriented = _orient(depth, orientation)
+  if (oriented.shape[0] > oriented.shape[1]) == (h > w) or depth.shape[0] == depth.shape[1]:
+    depth = oriented
+  disparity = depth_completion.upsample_guided(image, 1.0 / depth, h, w)
+  return image, 8, (1.0 / disparity).astype(np.float32)
+
+
+def heic_depth_to_metres(t, meta, path="photo"):
+  """A HEIF depth image normalised to t in [0, 1] (H, W) -> metres (H, W), by the metadata's
+  representation_type (0 uniform inverse depth, 1 uniform disparity in 1/m, 2 uniform depth) and
+  its d_min / d_max. UserError for other types or missing metadata."""
+  kind, lo, hi = meta.get("representation_type"), meta.get("d_min"), meta.get("d_max")
+  if kind not in (_INVERSE_Z, _DISPARITY, _Z) or not lo or not hi or lo <= 0 or hi <= 0:
+    raise errors.UserError(
+        f"{os.path.basename(path)}: its depth image has a representation this reader does not "
+        f"know (type {kind}, d_min {lo}, d_max {hi}); pass --depth=D with a depth map instead.")
+  if kind == _INVERSE_Z:        # d_min = nearest z, d_max = farthest z; bright = near.
+    return 1.0 / (1.0 / hi + t * (1.0 / lo - 1.0 / hi))
+  if kind == _DISPARITY:        # Disparity (1/m) from d_min to d_max; bright = near.
+    return 1.0 / (lo + t * (hi - lo))
+  return lo + t * (hi - lo)
+
+
+def _orient(a, orientation):
+  """(H, W) array turned as EXIF orientation 1-8 says the picture must be to stand upright."""
+  ops = {1: lambda x: x, 2: np.fliplr, 3: lambda x: np.rot90(x, 2), 4: np.flipud,
+         5: lambda x: x.T, 6: lambda x: np.rot90(x, -1), 7: lambda x: np.rot90(x, 2).T,
+         8: lambda x: np.rot90(x, 1)}
+  return np.ascontiguousarray(ops.get(orientation, ops[1])(a))

@@ -37,8 +37,9 @@ fill_invalid = depth_completion.fill_farther
 def _parse(argv):
   p = argparse.ArgumentParser(prog="python -m dofjax.render",
                               description=__doc__.split("\n")[0])
-  p.add_argument("image", help="Input photo (JPEG or PNG, 8 or 16 bit).")
-  src = p.add_mutually_exclusive_group(required=True)
+  p.add_argument("image", help="Input photo (JPEG or PNG, 8 or 16 bit; HEIC with its own depth "
+                 "image, as phone portraits, with the heif extra).")
+  src = p.add_mutually_exclusive_group()
   src.add_argument("--depth", help="Depth map: a 16-bit PNG in millimetres or a .npy array in "
                    "metres (0 = invalid); see --depth_scale and --disparity.")
   src.add_argument("--workdir", help="Training workdir: predict depth with its latest checkpoint.")
@@ -82,6 +83,8 @@ def _parse(argv):
 def read_image(path):
   """Photo -> (float32 HxWx3 sRGB in [0, 1], bits per channel 8 or 16). UserError if unreadable."""
   import cv2
+  if photo_io.is_heic(path):
+    return photo_io.read_heic(path)[:2]
   if not os.path.isfile(path):
     raise errors.UserError(f"cannot read the photo {path!r}: no such file.")
   img = cv2.imread(path, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
@@ -270,7 +273,11 @@ def main(argv=None):
   """CLI entry point; see the module docstring. Returns 0."""
   args = _parse(list(sys.argv if argv is None else argv))
   _validate(args)
-  image, bits = read_image(args.image)
+  own_depth = None
+  if photo_io.is_heic(args.image):
+    image, bits, own_depth = photo_io.read_heic(args.image)
+  else:
+    image, bits = read_image(args.image)
   h, w = image.shape[:2]
   focal_length_mm, sensor_width_mm, lens_source = lens_for(
       args.image, args.focal_length_mm, args.sensor_width_mm)
@@ -286,8 +293,14 @@ def main(argv=None):
             f"the depth map is {depth_m.shape[1]}x{depth_m.shape[0]} but the photo is {w}x{h}; "
             "pass --resize_depth to resample it.")
       depth_m = depth_lib.resize_in_disparity(depth_m, h, w)
-  else:
+  elif args.workdir:
     depth_m = predict_depth(args.workdir, image)
+  elif own_depth is not None:
+    depth_m = own_depth
+    print(f"depth: the photo's own depth image, upsampled to {w}x{h} guided by the photo")
+  else:
+    raise errors.UserError(f"{os.path.basename(args.image)} has no depth image of its own: pass "
+                           "--depth=D (a depth map) or --workdir=W (a trained model).")
   depth_m, filled = depth_completion.complete_depth(image, depth_m)
 
   if args.focus_m is not None:
