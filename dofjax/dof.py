@@ -20,7 +20,7 @@ small against its own blur.
 - defocus = smoothstep((|r| - 0.5) / 1.5), r the pixel's own blur radius in px: pixels within
   0.5 px of focus keep their value (nothing spreads them; a boost would only clip them brighter).
 - isolation = 1 - smoothstep((share - 0.1) / 0.2), share the mean level over the
-  (2R + 1)^2 window around the pixel, R = max(ceil(|r|), 2) px (`clipped_share`): a lamp, a
+  (2R + 1)^2 window around the pixel, R = max(|r|, 2) px (`clipped_share`): a lamp, a
   window or a glint fills little of its disc (share < 0.1: full boost), while a clipped white
   wall, bowl or over-exposed sky fills it (share >= 0.3: no boost). A large clipped area is white
   in the render either way; boosting it would only make it bleed glow over its neighbours. The
@@ -205,9 +205,9 @@ def clipped_share(level, coc_radius_px, max_radius):
 
   level: (H, W) clipped level in [0, 1]; coc_radius_px: (H, W) blur radius r in px (signed or
   not); max_radius: static bound of |r| in px. The window around a pixel is (2R + 1)^2 px, R =
-  max(|r|, HIGHLIGHT_MIN_WINDOW_PX), clipped to the image: box means of `level` at R = 2, 4, 8,
-  ... (each an exact box sum from prefix sums) interpolated linearly in log2 R, so the share is
-  smooth in r and differentiable in level. Returns (H, W) float in [0, 1].
+  max(HIGHLIGHT_WINDOW_SCALE |r|, HIGHLIGHT_MIN_WINDOW_PX), clipped to the image: box means of
+  `level` at R = 2, 4, 8, ... (each an exact box sum from prefix sums) interpolated linearly in
+  log2 R, so the share is smooth in r and differentiable in level. Returns (H, W) float in [0, 1].
   """
   h, w = level.shape
   lo = float(HIGHLIGHT_MIN_WINDOW_PX)
