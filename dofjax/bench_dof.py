@@ -13,7 +13,13 @@ scatter renderer (`scatter_render`, the classical stage of BokehMe) and a naive 
 Columns: PSNR / SSIM over the whole frame (`dofjax.metrics`, as evaluation computes them), PSNR
 in the depth-edge band (`depth_edge_band`) and, on rooms with lights brighter than white
 (`scenes.random_hdr_scene`, truth clipped once after the aperture average), PSNR on the highlight
-pixels (`highlight_band`), with the layered render with and without highlight recovery.
+pixels (`highlight_band`), with the layered render with and without highlight recovery. On the
+rooms without lights, the "holes" columns render the layered renderer from the true depth with
+Kinect-like holes punched in (`sensor_holes`: occlusion shadows, a missing top band, an invalid
+border, dropouts straddling object edges), filled by the farther-neighbour rule alone
+(`depth_completion.fill_farther`) or completed guided by the photo
+(`depth_completion.complete_depth`, what `dofjax.render` does): PSNR over the frame and over the
+hole pixels, against the same thin-lens truth.
 
 User-felt timings (`--user`): `dofjax.bench_user` (CLI calls with a cold and a warm compilation
 cache, app preview latency, the programs of a scripted app session).
@@ -30,6 +36,7 @@ import time
 import cv2
 import numpy as np
 
+from dofjax import depth_completion
 from dofjax import dof
 from dofjax import errors
 from dofjax import metrics
@@ -277,6 +284,42 @@ def psnr_on(a, b, mask=None):
   return full + 10.0 * math.log10(float(mask.mean()))
 
 
+# ----------------------------------------------------------------------------- sensor holes
+
+def sensor_holes(depth_m, seed=0, *, baseline_px_m=None):
+  """(H, W) bool: Kinect-like holes for an exact depth map (H, W) in metres.
+
+  - Occlusion shadows: a structured-light projector `baseline_px_m` (px * m; default 0.06 W, a
+    7.5 cm baseline at a focal length of 0.8 W px) to the camera's left sees pixel x at column
+    x + B / z; a pixel is a hole where a nearer surface to its left covers it in the projector.
+  - A missing top band (4 % of the rows), an invalid border (left 5 % of the columns, right 1 %,
+    bottom 2 % of the rows).
+  - Four elliptical dropouts (radii 3-7 % of the width) centred on depth edges, so that they
+    straddle an object's outline.
+  """
+  z = np.asarray(depth_m, np.float64)
+  h, w = z.shape
+  rng = np.random.default_rng(seed)
+  b = 0.06 * w if baseline_px_m is None else baseline_px_m
+  proj = np.arange(w)[None, :] + b / z
+  before = np.maximum.accumulate(np.concatenate([np.full((h, 1), -np.inf), proj[:, :-1]], 1), 1)
+  holes = before > proj + 0.5
+  holes[: max(1, round(0.04 * h))] = True
+  holes[:, : max(1, round(0.05 * w))] = True
+  holes[:, w - max(1, round(0.01 * w)):] = True
+  holes[h - max(1, round(0.02 * h)):] = True
+  disp = 1.0 / z
+  edge = np.zeros((h, w), bool)
+  edge[:, 1:] |= np.abs(np.diff(disp, axis=1)) > 0.05 * disp[:, 1:]
+  edge[1:] |= np.abs(np.diff(disp, axis=0)) > 0.05 * disp[1:]
+  ys, xs = np.nonzero(edge)
+  mask = np.zeros((h, w), np.uint8)
+  for i in rng.choice(len(ys), size=min(4, len(ys)), replace=False):
+    axes = tuple(int(rng.uniform(0.03, 0.07) * w) for _ in range(2))
+    cv2.ellipse(mask, (int(xs[i]), int(ys[i])), axes, rng.uniform(0, 180), 0, 360, 1, -1)
+  return holes | mask.astype(bool)
+
+
 # ----------------------------------------------------------------------------- quality
 
 # (f-number, focus at this percentile of the scene's depth). The scenes' lenses are wide (24-38 mm)
@@ -301,7 +344,19 @@ def _renders(rgb, depth, focus, k, args, hdr):
   return out, radius
 
 
-def score_view(scene, f_number, pct, args, hdr):
+def _hole_renders(rgb, depth, holes, focus, k, radius, args):
+  """{name: render} of the layered renderer from the depth with `holes` filled by each rule
+  (the layer plan of the exact depth's render)."""
+  holey = np.where(holes, 0.0, depth).astype(np.float32)
+  filled = {"holes farther-fill": depth_completion.fill_farther(holey),
+            "holes completed": depth_completion.complete_depth(rgb, holey)[0]}
+  return {name: np.asarray(dof.render_disparity(
+      rgb, 1.0 / d, focus_disparity=1.0 / focus, blur_scale_px=k, num_layers=args.num_layers,
+      max_radius=float(max(math.ceil(radius.max()), 1)), method=args.method))
+          for name, d in filled.items()}
+
+
+def score_view(scene, f_number, pct, args, hdr, seed=0):
   """Scores of every renderer on one scene and lens setting against its thin-lens truth:
   ({name: {psnr, ssim, psnr_edge, psnr_highlight}}, largest CoC px)."""
   from tfds_diml import scenes
@@ -316,11 +371,17 @@ def score_view(scene, f_number, pct, args, hdr):
   renders, radius = _renders(rgb, depth, focus, k, args, hdr)
   edge = depth_edge_band(depth, radius)
   lights = highlight_band(rgb, radius) if hdr else None
+  holes = None if hdr else sensor_holes(depth, seed=seed)
+  if holes is not None:
+    renders.update(_hole_renders(rgb, depth, holes, focus, k, radius, args))
   scores = {name: {"psnr": psnr_on(out, truth), "ssim": float(metrics.ssim(out[None], truth[None])),
                    "psnr_edge": psnr_on(out, truth, edge),
-                   "psnr_highlight": psnr_on(out, truth, lights) if hdr else None}
+                   "psnr_highlight": psnr_on(out, truth, lights) if hdr else None,
+                   "psnr_holes": None if holes is None else psnr_on(out, truth, holes)}
             for name, out in renders.items()}
-  return scores, float(radius.max()), float(edge.mean()), None if lights is None else float(lights.mean())
+  return (scores, float(radius.max()), float(edge.mean()),
+          None if lights is None else float(lights.mean()),
+          None if holes is None else float(holes.mean()))
 
 
 def _mean(values):
@@ -336,18 +397,23 @@ def run_quality(args):
   for hdr in (False, True):
     make = scenes.random_hdr_scene if hdr else scenes.random_scene
     for f_number, pct in QUALITY_SETTINGS:
-      per_seed = [score_view(make(seed), f_number, pct, args, hdr) for seed in args.seeds]
+      per_seed = [score_view(make(seed), f_number, pct, args, hdr, seed)
+                  for seed in args.seeds]
       row = {"hdr": hdr, "f_number": f_number, "focus_percentile": pct,
              "max_coc_radius_px": round(float(np.mean([p[1] for p in per_seed])), 1),
              "edge_fraction": _mean([p[2] for p in per_seed]),
-             "highlight_fraction": _mean([p[3] for p in per_seed])}
+             "highlight_fraction": _mean([p[3] for p in per_seed]),
+             "holes_fraction": _mean([p[4] for p in per_seed])}
       for name in per_seed[0][0]:
-        for col in ("psnr", "ssim", "psnr_edge", "psnr_highlight"):
+        for col in ("psnr", "ssim", "psnr_edge", "psnr_highlight", "psnr_holes"):
           row[f"{name}_{col}"] = _mean([p[0][name][col] for p in per_seed])
       rows.append(row)
       print(row, flush=True)
   _print_tables(rows, args)
   return {"quality": rows, "megapixels_per_second": None}
+
+
+HOLE_NAMES = ["holes farther-fill", "holes completed"]
 
 
 def _fmt(value, digits=2):
@@ -359,11 +425,11 @@ def _print_tables(rows, args):
   print(f"\n{args.quality_width}x{args.quality_height}, rooms {args.seeds}, {args.num_samples} "
         f"aperture samples; layered: {args.num_layers} layers, method {args.method}, max radius = "
         f"the scene's largest CoC. Cells: PSNR / SSIM (whole frame) / PSNR (depth-edge band)"
-        f"[ / PSNR (highlight pixels)].\n")
+        f" / PSNR (hole pixels, rooms without highlights; highlight pixels, with).\n")
   for hdr in (False, True):
-    names = ["layered"] + (["layered+recovery"] if hdr else []) + ["scatter", "gaussian"]
+    names = ["layered"] + (["layered+recovery"] if hdr else HOLE_NAMES) + ["scatter", "gaussian"]
     cols = ["f-number", "focus (depth pct)", "max CoC px", "edge band %"]
-    cols += ["highlight px %"] if hdr else []
+    cols += ["highlight px %"] if hdr else ["hole px %"]
     print(("Rooms with lights brighter than white (truth clipped once after the aperture "
            "average)" if hdr else "Rooms without highlights (every view clipped)") + ":\n")
     print("| " + " | ".join(cols + names) + " |")
@@ -371,12 +437,12 @@ def _print_tables(rows, args):
     for r in (r for r in rows if r["hdr"] == hdr):
       cells = [f"{r['f_number']:g}", str(r["focus_percentile"]), str(r["max_coc_radius_px"]),
                _fmt(100 * r["edge_fraction"], 0)]
-      if hdr:
-        cells.append(_fmt(100 * r["highlight_fraction"], 1))
+      cells.append(_fmt(100 * r["highlight_fraction" if hdr else "holes_fraction"], 1))
       for n in names:
         cell = (f"{_fmt(r[n + '_psnr'])} / {_fmt(r[n + '_ssim'], 3)} / "
                 f"{_fmt(r[n + '_psnr_edge'])}")
-        cells.append(cell + (f" / {_fmt(r[n + '_psnr_highlight'])}" if hdr else ""))
+        last = r[n + "_psnr_highlight"] if hdr else r[n + "_psnr_holes"]
+        cells.append(cell + ("" if last is None else f" / {_fmt(last)}"))
       print("| " + " | ".join(cells) + " |")
     print()
 

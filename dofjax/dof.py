@@ -11,10 +11,20 @@ regular polygon with `aperture_blades` corners on the disc's circle (a bladed ir
 `aperture_rotation_deg`. Blurring happens in linear light (sRGB decoded first, re-encoded after),
 so bright points bloom into discs. An 8-bit photo clips lamps and glints at white; highlight
 recovery (`recover_highlights`, off unless highlight_gain > 0) multiplies a pixel's linear
-radiance by 1 + gain * smoothstep((v - threshold) / (1 - threshold)) * smoothstep((|r| - 0.5) /
-1.5), v its largest sRGB channel and r its own blur radius in px, before blurring, so clipped
-lights become bright discs again while pixels within 0.5 px of focus keep their value (nothing
-spreads them, so a boost would only clip them brighter; full boost from 2 px of blur on).
+radiance by 1 + gain * level * defocus * isolation before blurring, so that clipped lights become
+bright discs again. The rule: boost only what a lens renders as a bright disc, a clipped light
+small against its own blur.
+- level = smoothstep((v - threshold) / (1 - threshold)), v the pixel's largest sRGB channel:
+  PHOTO_HIGHLIGHT_THRESHOLD = 0.97 (247/255) keeps the boost to clipped pixels (JPEG ringing
+  leaves a clipped area a few levels under 255), not to bright but unclipped white surfaces.
+- defocus = smoothstep((|r| - 0.5) / 1.5), r the pixel's own blur radius in px: pixels within
+  0.5 px of focus keep their value (nothing spreads them; a boost would only clip them brighter).
+- isolation = 1 - smoothstep((share - 0.1) / 0.2), share the mean level over the
+  (2R + 1)^2 window around the pixel, R = max(|r|, 2) px (`clipped_share`): a lamp, a
+  window or a glint fills little of its disc (share < 0.1: full boost), while a clipped white
+  wall, bowl or over-exposed sky fills it (share >= 0.3: no boost). A large clipped area is white
+  in the render either way; boosting it would only make it bleed glow over its neighbours. The
+  radiance factor stays in [1, 1 + gain] (energy-bounded) and differentiable in the image.
 PHOTO_HIGHLIGHT_GAIN and PHOTO_HIGHLIGHT_THRESHOLD for real photos; renders compared with renders
 keep it off.
 
@@ -84,7 +94,11 @@ _TRANSMITTANCE_EPS = 1e-2   # Floor of the reduced-resolution transmittance in `
 # Highlight recovery for real (8-bit, clipped) photos: see `recover_highlights`. Renders compared
 # with renders (evaluation, `bokeh_loss`) keep the gain at 0 unless asked.
 PHOTO_HIGHLIGHT_GAIN = 3.0          # A fully clipped pixel carries up to 1 + 3 = 4x its radiance.
-PHOTO_HIGHLIGHT_THRESHOLD = 0.9     # sRGB value (about 230/255) where the boost starts.
+PHOTO_HIGHLIGHT_THRESHOLD = 0.97    # sRGB value (247/255) where the boost starts: clipped only.
+HIGHLIGHT_SHARE_LOW = 0.1           # Full boost while clipped pixels fill at most this share ...
+HIGHLIGHT_SHARE_HIGH = 0.3          # ... of the blur's window, none from this share on.
+HIGHLIGHT_MIN_WINDOW_PX = 2         # The window's half-size is at least this (px) ...
+HIGHLIGHT_WINDOW_SCALE = 1.0        # ... and this many blur radii.
 HIGHLIGHT_SHARP_PX = 0.5            # No boost for a pixel blurred by at most this radius ...
 HIGHLIGHT_BLURRED_PX = 2.0          # ... the full boost from this radius on (smooth between).
 
@@ -154,8 +168,10 @@ def _smoothstep(t):
   return t * t * (3.0 - 2.0 * t)
 
 
-def highlight_boost(image01, *, gain, threshold=PHOTO_HIGHLIGHT_THRESHOLD, coc_radius_px=None):
-  """Per-pixel radiance factor of highlight recovery: 1 + gain * level * defocus, in [1, 1 + gain].
+def highlight_boost(image01, *, gain, threshold=PHOTO_HIGHLIGHT_THRESHOLD, coc_radius_px=None,
+                    max_radius=None):
+  """Per-pixel radiance factor of highlight recovery: 1 + gain * level * defocus * isolation, in
+  [1, 1 + gain] (the rule is in the module docstring).
 
   image01: (..., 3) sRGB in [0, 1] (values outside are clipped). level = smoothstep((v -
   threshold) / (1 - threshold)), v = the pixel's largest channel; smoothstep(t) = t^2 (3 - 2t) on
@@ -164,29 +180,79 @@ def highlight_boost(image01, *, gain, threshold=PHOTO_HIGHLIGHT_THRESHOLD, coc_r
   radius in px (signed or not), or None (every pixel treated as defocused); defocus =
   smoothstep((|r| - HIGHLIGHT_SHARP_PX) / (HIGHLIGHT_BLURRED_PX - HIGHLIGHT_SHARP_PX)), 0 up to
   0.5 px and 1 from 2 px: a pixel that nothing blurs keeps its value (a boosted in-focus pixel
-  would only clip brighter), a defocused clipped light becomes a bright disc. Returns (...,)
+  would only clip brighter), a defocused clipped light becomes a bright disc. max_radius: None
+  (no isolation term), or the largest |coc_radius_px| (static px) for an (H, W, 3) image with
+  (H, W) radii: then isolation = 1 - smoothstep((share - HIGHLIGHT_SHARE_LOW) /
+  (HIGHLIGHT_SHARE_HIGH - HIGHLIGHT_SHARE_LOW)) with share = `clipped_share`, so clipped areas
+  large against their blur (a white wall, an over-exposed sky) keep their value. Returns (...,)
   float; differentiable in image01, gain and coc_radius_px.
   """
   v = jnp.max(jnp.clip(image01, 0.0, 1.0), axis=-1)
   level = _smoothstep((v - threshold) / (1.0 - threshold))
+  factor = level
   if coc_radius_px is not None:
-    level = level * _smoothstep((jnp.abs(coc_radius_px) - HIGHLIGHT_SHARP_PX)
-                                / (HIGHLIGHT_BLURRED_PX - HIGHLIGHT_SHARP_PX))
-  return 1.0 + gain * level
+    factor = factor * _smoothstep((jnp.abs(coc_radius_px) - HIGHLIGHT_SHARP_PX)
+                                  / (HIGHLIGHT_BLURRED_PX - HIGHLIGHT_SHARP_PX))
+    if max_radius is not None:
+      share = clipped_share(level, coc_radius_px, max_radius)
+      factor = factor * (1.0 - _smoothstep((share - HIGHLIGHT_SHARE_LOW)
+                                           / (HIGHLIGHT_SHARE_HIGH - HIGHLIGHT_SHARE_LOW)))
+  return 1.0 + gain * factor
+
+
+def clipped_share(level, coc_radius_px, max_radius):
+  """Share of the blur's window that is clipped, per pixel: how large a clipped area is against
+  the pixel's own blur.
+
+  level: (H, W) clipped level in [0, 1]; coc_radius_px: (H, W) blur radius r in px (signed or
+  not); max_radius: static bound of |r| in px. The window around a pixel is (2R + 1)^2 px, R =
+  max(HIGHLIGHT_WINDOW_SCALE |r|, HIGHLIGHT_MIN_WINDOW_PX), clipped to the image: box means of
+  `level` at R = 2, 4, 8, ... (each an exact box sum from prefix sums) interpolated linearly in
+  log2 R, so the share is smooth in r and differentiable in level. Returns (H, W) float in [0, 1].
+  """
+  h, w = level.shape
+  lo = float(HIGHLIGHT_MIN_WINDOW_PX)
+  scales = [lo]
+  while scales[-1] < min(HIGHLIGHT_WINDOW_SCALE * float(max_radius), max(h, w)):
+    scales.append(2.0 * scales[-1])
+  t = jnp.log2(jnp.maximum(HIGHLIGHT_WINDOW_SCALE * jnp.abs(coc_radius_px), lo) / lo)
+  ones = jnp.ones_like(level)
+  share = jnp.zeros_like(level)
+  for j, radius in enumerate(scales):
+    mean = _box_sum(level, int(radius)) / _box_sum(ones, int(radius))
+    weight = jnp.maximum(1.0 - jnp.abs(t - j), 0.0)
+    if j == len(scales) - 1:
+      weight = jnp.where(t >= j, 1.0, weight)
+    share = share + weight * mean
+  return share
+
+
+def _box_sum(x, radius):
+  """Sum of (H, W) x over the (2 radius + 1)^2 window around each pixel, clipped to the image."""
+  def along(x, axis):
+    n = x.shape[axis]
+    c = jnp.cumsum(x, axis=axis)
+    c = jnp.concatenate([jnp.zeros_like(jax.lax.slice_in_dim(c, 0, 1, axis=axis)), c], axis=axis)
+    hi = jnp.minimum(jnp.arange(n) + radius + 1, n)
+    lo = jnp.maximum(jnp.arange(n) - radius, 0)
+    return jnp.take(c, hi, axis=axis) - jnp.take(c, lo, axis=axis)
+  return along(along(x, 1), 0)
 
 
 def recover_highlights(image01, *, gain, threshold=PHOTO_HIGHLIGHT_THRESHOLD,
-                       coc_radius_px=None):
+                       coc_radius_px=None, max_radius=None):
   """Linear radiance with clipped highlights raised: srgb_to_linear(image01) * highlight_boost.
 
-  image01: (..., 3) sRGB in [0, 1]; coc_radius_px: (...) the pixels' blur radii in px, or None
-  (all treated as defocused; see `highlight_boost`). Returns (..., 3) linear light >= 0; a pixel's
-  radiance is raised by a factor in [1, 1 + gain] (1 below `threshold` or within 0.5 px of focus,
-  1 + gain at white blurred by >= 2 px), so a clipped light's energy is recovered up to 1 + gain
-  times its clipped value. gain 0 returns the plain linearised image.
+  image01: (..., 3) sRGB in [0, 1] ((H, W, 3) with max_radius); coc_radius_px: (...) the pixels'
+  blur radii in px, or None (all treated as defocused); max_radius: as `highlight_boost`. Returns
+  (..., 3) linear light >= 0; a pixel's radiance is raised by a factor in [1, 1 + gain] (1 below
+  `threshold`, within 0.5 px of focus, or in a clipped area that fills its blur's window; 1 + gain
+  at an isolated white light blurred by >= 2 px), so a clipped light's energy is recovered up to
+  1 + gain times its clipped value. gain 0 returns the plain linearised image.
   """
   lin = srgb_to_linear(jnp.clip(image01, 0.0, 1.0))
-  boost = highlight_boost(image01, gain=gain, threshold=threshold, coc_radius_px=coc_radius_px)
+  boost = highlight_boost(image01, gain=gain, threshold=threshold, coc_radius_px=coc_radius_px,
+                          max_radius=max_radius)
   return lin * boost[..., None]
 
 
@@ -513,7 +579,8 @@ def _render_one(image, s, *, radii, method, highlight=None, aperture=(0, 0.0)):
   if highlight is None:
     lin = srgb_to_linear(jnp.clip(image, 0.0, 1.0))
   else:
-    lin = recover_highlights(image, gain=highlight[0], threshold=highlight[1], coc_radius_px=s)
+    lin = recover_highlights(image, gain=highlight[0], threshold=highlight[1], coc_radius_px=s,
+                             max_radius=float(np.max(np.abs(radii))))
   lin = jnp.pad(jnp.moveaxis(lin, -1, 0), ((0, 0),) + pad)
   inside = jnp.pad(jnp.ones((h, w), s.dtype), pad)
   s = jnp.pad(s, pad)

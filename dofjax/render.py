@@ -4,11 +4,15 @@
       --focal_length_mm=50 --output=bokeh.png [--depth_vis=depth.png]
   python -m dofjax.render photo.jpg --workdir=W --focus_m=2.0 --blur_scale_px=25 --output=out.jpg
 
-Depth comes from a 16-bit PNG in millimetres (0 = invalid) or is predicted by the latest
-checkpoint in --workdir (at the model's resolution, then upsampled); invalid pixels take the
-farther neighbouring depth (`fill_invalid`). The render is made at the photo's full resolution
-with `dofjax.dof.render_disparity`, up to the photo's largest circle of confusion, with clipped
-highlights recovered (`--nohighlights` turns that off) and a round or `--aperture_blades`-gon
+Depth comes from a 16-bit PNG (millimetres) or a .npy array (metres), of depth or, with
+--disparity, of inverse depth (`--depth_scale` sets another unit; `photo_io`), or is predicted by
+the latest checkpoint in --workdir (at the model's resolution, then upsampled). Holes are filled
+guided by the photo (`depth_completion.complete_depth`), and focus is taken from that completed
+depth (a tap on a filled pixel says that its distance was inferred). The lens defaults to the
+photo's EXIF focal length (35 mm equivalent), else 50 mm on full frame; the lens used is printed
+with its source. The render is made at the photo's full resolution with
+`dofjax.dof.render_disparity`, up to the photo's largest circle of confusion, with clipped lights
+recovered as bright discs (`--nohighlights` turns that off) and a round or `--aperture_blades`-gon
 aperture.
 """
 
@@ -19,25 +23,41 @@ import sys
 import numpy as np
 
 from dofjax import depth as depth_lib
+from dofjax import depth_completion
 from dofjax import dof
 from dofjax import errors
+from dofjax import photo_io
+
+DEFAULT_FOCAL_LENGTH_MM = 50.0
+DEFAULT_SENSOR_WIDTH_MM = 36.0
+# The farther-neighbour fill, for callers of its old name (`depth_completion.fill_farther`).
+fill_invalid = depth_completion.fill_farther
 
 
 def _parse(argv):
   p = argparse.ArgumentParser(prog="python -m dofjax.render",
                               description=__doc__.split("\n")[0])
-  p.add_argument("image", help="Input photo (JPEG or PNG, 8 or 16 bit).")
-  src = p.add_mutually_exclusive_group(required=True)
-  src.add_argument("--depth", help="Depth PNG, uint16 millimetres (0 = invalid).")
+  p.add_argument("image", help="Input photo (JPEG or PNG, 8 or 16 bit; HEIC with its own depth "
+                 "image, as phone portraits, with the heif extra).")
+  src = p.add_mutually_exclusive_group()
+  src.add_argument("--depth", help="Depth map: a 16-bit PNG in millimetres or a .npy array in "
+                   "metres (0 = invalid); see --depth_scale and --disparity.")
   src.add_argument("--workdir", help="Training workdir: predict depth with its latest checkpoint.")
+  p.add_argument("--depth_scale", type=float,
+                 help="Metres per stored unit of --depth (default 0.001 for PNG, 1 for .npy); "
+                 "with --disparity, 1/m per stored unit (default 1).")
+  p.add_argument("--disparity", action="store_true",
+                 help="--depth holds inverse depth (disparity), as phones and monocular models "
+                 "write it: depth = 1 / (value x --depth_scale).")
   p.add_argument("--resize_depth", action="store_true",
                  help="Resample a depth map whose size differs from the photo's.")
   focus = p.add_mutually_exclusive_group()
   focus.add_argument("--focus_px", help="Tap to focus: pixel 'x,y' (column, row). Default: centre.")
   focus.add_argument("--focus_m", type=float, help="Focus distance in metres.")
   p.add_argument("--f_number", type=float, default=1.8)
-  p.add_argument("--focal_length_mm", type=float, default=50.0)
-  p.add_argument("--sensor_width_mm", type=float, default=36.0, help="36 = full frame.")
+  p.add_argument("--focal_length_mm", type=float,
+                 help="Default: the photo's EXIF focal length in 35 mm terms, else 50.")
+  p.add_argument("--sensor_width_mm", type=float, help="36 = full frame (default).")
   p.add_argument("--blur_scale_px", type=float,
                  help="Blur radius in px per 1/m of disparity off focus; overrides the lens.")
   p.add_argument("--max_radius", type=float,
@@ -55,13 +75,16 @@ def _parse(argv):
   p.add_argument("--num_layers", type=int, default=dof.DEFAULT_NUM_LAYERS)
   p.add_argument("--method", default=dof.DEFAULT_METHOD, choices=dof.METHODS)
   p.add_argument("--output", required=True, help="Output photo (.png or .jpg).")
-  p.add_argument("--depth_vis", help="Also write the depth map as a colour image (near = bright).")
+  p.add_argument("--depth_vis", help="Also write the completed depth map as a colour image "
+                 "(near = bright; filled pixels striped).")
   return p.parse_args(argv[1:])
 
 
 def read_image(path):
   """Photo -> (float32 HxWx3 sRGB in [0, 1], bits per channel 8 or 16). UserError if unreadable."""
   import cv2
+  if photo_io.is_heic(path):
+    return photo_io.read_heic(path)[:2]
   if not os.path.isfile(path):
     raise errors.UserError(f"cannot read the photo {path!r}: no such file.")
   img = cv2.imread(path, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
@@ -73,52 +96,9 @@ def read_image(path):
 
 
 def read_depth_mm(path):
-  """16-bit depth PNG in mm -> float32 metres (0 = invalid). UserError if unreadable or not a
-  single-channel 16-bit PNG (`real_frames.read_depth_png`)."""
-  from dofjax import real_frames
-  return depth_lib.millimetres_to_metres(real_frames.read_depth_png(path))
-
-
-def fill_invalid(depth_m):
-  """Fills invalid (0) depth with the farther of its nearest valid neighbours.
-
-  Stereo and depth-sensor holes next to depth edges are occlusion shadows: the background seen
-  by one view only. So each invalid pixel takes the smallest disparity (the farthest depth) among
-  the nearest valid pixels to its left, right, above and below; pixels with none in their row and
-  column take the farthest valid depth. Every filled value is a depth present in the map, never
-  an in-between one (which would float on a layer of its own as a dotted outline).
-
-  Args:
-    depth_m: (H, W) metres, 0 = invalid.
-  Returns:
-    (H, W) float32 metres, all > 0. UserError if no pixel is valid.
-  """
-  valid = depth_m > 0
-  if valid.all():
-    return depth_m
-  if not valid.any():
-    raise errors.UserError("the depth map has no valid pixels (all 0 or >= 65.5 m).")
-  disp = np.where(valid, 1.0 / np.maximum(depth_m, 1e-6), np.inf).astype(np.float32)
-  farthest = np.full(disp.shape, np.inf, np.float32)
-  for axis in (0, 1):
-    for flip in (False, True):
-      farthest = np.minimum(farthest, _nearest_valid(disp, valid, axis, flip))
-  filled = np.where(valid, disp, farthest)
-  filled = np.where(np.isfinite(filled), filled, disp[valid].min())
-  return (1.0 / filled).astype(np.float32)
-
-
-def _nearest_valid(values, valid, axis, reverse):
-  """(H, W): the value of the nearest valid pixel before each pixel along `axis` (after it if
-  `reverse`), the pixel's own where valid; inf where there is none."""
-  if reverse:
-    return np.flip(_nearest_valid(np.flip(values, axis), np.flip(valid, axis), axis, False), axis)
-  shape = [1, 1]
-  shape[axis] = values.shape[axis]
-  index = np.where(valid, np.arange(values.shape[axis]).reshape(shape), -1)
-  index = np.maximum.accumulate(index, axis=axis)
-  found = np.take_along_axis(values, np.maximum(index, 0), axis=axis)
-  return np.where(index >= 0, found, np.inf)
+  """16-bit depth PNG in mm -> float32 metres (0 = invalid). UserError if unreadable, not a
+  single-channel 16-bit PNG, or implausible in millimetres (`photo_io.read_depth_file`)."""
+  return photo_io.read_depth_file(path)
 
 
 def focus_from_pixel(depth_m, x, y):
@@ -135,15 +115,32 @@ def focus_from_pixel(depth_m, x, y):
   raise errors.UserError("the depth map has no valid pixels to focus on.")
 
 
-def depth_visualisation(depth_m):
-  """Colour image (HxWx3 uint8 RGB) of disparity, near = bright/warm (inferno), invalid = black."""
+def tap_focus(depth_m, filled, x, y):
+  """Tap to focus on the completed depth: (focus_m, note). depth_m (H, W) metres, all > 0;
+  filled (H, W) bool (pixels inferred by `depth_completion`); note is None, or one line saying
+  that the distance was inferred when the tap falls on a filled pixel."""
+  focus_m = focus_from_pixel(depth_m, x, y)
+  note = None
+  if filled[y, x]:
+    note = (f"note: the depth map has a hole at {x},{y}; focus {focus_m:.2f} m is inferred there "
+            "from the photo (depth completed from the surrounding surface).")
+  return focus_m, note
+
+
+def depth_visualisation(depth_m, filled=None):
+  """Colour image (HxWx3 uint8 RGB) of disparity, near = bright/warm (inferno), invalid = black;
+  filled: None or (H, W) bool, pixels whose depth was inferred, shown with dark diagonal stripes."""
   import matplotlib
   valid = depth_m > 0
   disp = np.where(valid, 1.0 / np.maximum(depth_m, 1e-6), 0.0)
   lo, hi = (np.percentile(disp[valid], [1, 99]) if valid.any() else (0.0, 1.0))
   t = np.clip((disp - lo) / max(hi - lo, 1e-6), 0.0, 1.0)
-  rgb = matplotlib.colormaps["inferno"](t)[..., :3]
-  return (np.where(valid[..., None], rgb, 0.0) * 255.0 + 0.5).astype(np.uint8)
+  rgb = np.where(valid[..., None], matplotlib.colormaps["inferno"](t)[..., :3], 0.0)
+  if filled is not None:
+    yy, xx = np.indices(depth_m.shape)
+    stripe = filled & ((xx + yy) // 4 % 2 == 0)
+    rgb = np.where(stripe[..., None], 0.45 * rgb, rgb)
+  return (rgb * 255.0 + 0.5).astype(np.uint8)
 
 
 def check_output(path, flag="--output"):
@@ -188,8 +185,8 @@ def predict_depth(workdir, image01):
   return depth_m
 
 
-def render_photo(image, depth_m, *, focus_m, f_number=1.8, focal_length_mm=50.0,
-                 sensor_width_mm=36.0, blur_scale_px=None, max_radius=None,
+def render_photo(image, depth_m, *, focus_m, f_number=1.8, focal_length_mm=DEFAULT_FOCAL_LENGTH_MM,
+                 sensor_width_mm=DEFAULT_SENSOR_WIDTH_MM, blur_scale_px=None, max_radius=None,
                  num_layers=dof.DEFAULT_NUM_LAYERS, method=dof.DEFAULT_METHOD,
                  aperture_blades=0, aperture_rotation_deg=0.0, highlights=True):
   """Photo + depth + focus + lens -> shallow depth of field.
@@ -200,7 +197,8 @@ def render_photo(image, depth_m, *, focus_m, f_number=1.8, focal_length_mm=50.0,
 
   Args:
     image: (H, W, 3) float32 sRGB in [0, 1].
-    depth_m: (H, W) float32 metres, 0 = invalid (filled by `fill_invalid`).
+    depth_m: (H, W) float32 metres, 0 = invalid (completed by `depth_completion.complete_depth`;
+      pass depth completed once when rendering the same photo again).
     focus_m: focus distance in metres.
     f_number, focal_length_mm, sensor_width_mm: the lens; ignored when blur_scale_px is given.
     blur_scale_px: K, blur radius in px per 1/m of disparity off focus (None: from the lens).
@@ -212,7 +210,7 @@ def render_photo(image, depth_m, *, focus_m, f_number=1.8, focal_length_mm=50.0,
     max_radius=px, note=None or one line saying that max_radius clips the blur).
   """
   w = image.shape[1]
-  dense = fill_invalid(depth_m)
+  dense = depth_completion.complete_depth(image, depth_m)[0]
   if blur_scale_px is not None:
     k = blur_scale_px
   else:
@@ -235,11 +233,15 @@ def _validate(args):
   """One clear UserError for the first bad flag value."""
   if not args.f_number > 0:
     raise errors.UserError(f"--f_number must be > 0; got {args.f_number}.")
-  if not args.focal_length_mm > 0 or not args.sensor_width_mm > 0:
-    raise errors.UserError("--focal_length_mm and --sensor_width_mm must be > 0.")
+  for name in ("focal_length_mm", "sensor_width_mm"):
+    if getattr(args, name) is not None and not getattr(args, name) > 0:
+      raise errors.UserError(f"--{name} must be > 0; got {getattr(args, name)}.")
+  if args.depth_scale is not None and not (args.depth_scale > 0 and np.isfinite(args.depth_scale)):
+    raise errors.UserError(f"--depth_scale must be > 0 (metres per stored unit); got "
+                           f"{args.depth_scale}.")
   if args.blur_scale_px is not None and not args.blur_scale_px >= 0:
     raise errors.UserError(f"--blur_scale_px must be >= 0; got {args.blur_scale_px}.")
-  if args.focus_m is not None and not args.focus_m > args.focal_length_mm / 1000.0:
+  if args.focus_m is not None and not args.focus_m > (args.focal_length_mm or 0.0) / 1000.0:
     raise errors.UserError(f"--focus_m must be farther than the focal length; got {args.focus_m}.")
   if args.num_layers < 3 or args.num_layers % 2 == 0:
     raise errors.UserError(f"--num_layers must be odd and >= 3; got {args.num_layers}.")
@@ -269,6 +271,18 @@ def max_blur_radius(largest_px, requested=None):
   return float(requested), note
 
 
+def lens_for(path, focal_length_mm=None, sensor_width_mm=None):
+  """The lens to render a photo with: (focal_length_mm, sensor_width_mm, source text). Flags
+  win; else the photo's EXIF 35 mm equivalent on a full-frame sensor; else 50 mm full frame."""
+  if focal_length_mm is not None:
+    return focal_length_mm, sensor_width_mm or DEFAULT_SENSOR_WIDTH_MM, "from --focal_length_mm"
+  exif = photo_io.exif_lens(path)
+  if exif is not None and sensor_width_mm is None:
+    return exif[0], photo_io.FULL_FRAME_WIDTH_MM, f"from the photo's {exif[1]}"
+  return (DEFAULT_FOCAL_LENGTH_MM, sensor_width_mm or DEFAULT_SENSOR_WIDTH_MM,
+          "assumed: the photo has no EXIF focal length; set --focal_length_mm")
+
+
 def main(argv=None):
   """CLI entry point; see the module docstring. Returns 0."""
   args = _parse(list(sys.argv if argv is None else argv))
@@ -278,19 +292,35 @@ def main(argv=None):
     check_output(args.depth_vis, "--depth_vis")
   from dofjax import compile_cache  # Before the first compile: reuses other runs' programs.
   compile_cache.enable()
-  image, bits = read_image(args.image)
+  own_depth = None
+  if photo_io.is_heic(args.image):
+    image, bits, own_depth = photo_io.read_heic(args.image)
+  else:
+    image, bits = read_image(args.image)
   h, w = image.shape[:2]
+  focal_length_mm, sensor_width_mm, lens_source = lens_for(
+      args.image, args.focal_length_mm, args.sensor_width_mm)
+  if args.blur_scale_px is None:
+    print(f"lens: {focal_length_mm:g} mm on a {sensor_width_mm:g} mm wide sensor ({lens_source})")
 
   if args.depth:
-    depth_m = read_depth_mm(args.depth)
+    depth_m = photo_io.read_depth_file(args.depth, scale=args.depth_scale,
+                                       disparity=args.disparity)
     if depth_m.shape != (h, w):
       if not args.resize_depth:
         raise errors.UserError(
             f"the depth map is {depth_m.shape[1]}x{depth_m.shape[0]} but the photo is {w}x{h}; "
             "pass --resize_depth to resample it.")
       depth_m = depth_lib.resize_in_disparity(depth_m, h, w)
-  else:
+  elif args.workdir:
     depth_m = predict_depth(args.workdir, image)
+  elif own_depth is not None:
+    depth_m = own_depth
+    print(f"depth: the photo's own depth image, upsampled to {w}x{h} guided by the photo")
+  else:
+    raise errors.UserError(f"{os.path.basename(args.image)} has no depth image of its own: pass "
+                           "--depth=D (a depth map) or --workdir=W (a trained model).")
+  depth_m, filled = depth_completion.complete_depth(image, depth_m)
 
   if args.focus_m is not None:
     focus_m = args.focus_m
@@ -301,13 +331,15 @@ def main(argv=None):
         x, y = (int(round(float(v))) for v in args.focus_px.split(","))
       except ValueError:
         raise errors.UserError(f"--focus_px must be 'x,y' pixels; got {args.focus_px!r}.") from None
-    focus_m = focus_from_pixel(depth_m, x, y)
+    focus_m, note = tap_focus(depth_m, filled, x, y)
+    if note:
+      print(note)
 
   if args.depth_vis:
-    write_image(args.depth_vis, depth_visualisation(depth_m) / 255.0)
+    write_image(args.depth_vis, depth_visualisation(depth_m, filled) / 255.0)
   out, info = render_photo(
       image, depth_m, focus_m=focus_m, f_number=args.f_number,
-      focal_length_mm=args.focal_length_mm, sensor_width_mm=args.sensor_width_mm,
+      focal_length_mm=focal_length_mm, sensor_width_mm=sensor_width_mm,
       blur_scale_px=args.blur_scale_px, max_radius=args.max_radius, num_layers=args.num_layers,
       method=args.method, aperture_blades=args.aperture_blades,
       aperture_rotation_deg=args.aperture_rotation_deg, highlights=args.highlights)

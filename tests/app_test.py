@@ -219,7 +219,8 @@ def test_server_answers_bad_input_with_messages_and_keeps_running(url, files):
   assert status == 400 and "upload a photo first" in answer["error"]
   # Still serving: a good photo, then a depth map of another size, then a render without depth.
   assert _post(url, "/api/photo?s=a&name=photo.png", files["photo"].read_bytes()) == (
-      200, {"width": W, "height": H, "bits": 8})
+      200, {"width": W, "height": H, "bits": 8, "depth": False, "focal_length_mm": None,
+            "lens_source": None})
   small_depth = _png(np.full((10, 10), 2000, np.uint16))
   status, answer = _post(url, "/api/depth?s=a&name=d.png", small_depth)
   assert status == 400 and "the depth map is 10x10 but the photo is 64x48" in answer["error"]
@@ -240,3 +241,33 @@ def test_launch_flags_are_checked(tmp_path):
     app_main.main(["app", f"--workdir={tmp_path / 'missing'}"])
   with pytest.raises(errors.UserError, match="--port must be in"):
     app_main.main(["app", "--port=70000"])
+
+
+def test_upload_path_completes_depth_reads_the_lens_and_names_the_users_file(url, files):
+  """Issue 28 in the app: the EXIF lens comes back with the photo, a tap on a depth hole says
+  that its distance was inferred, and messages name the uploaded file, not the server's copy."""
+  from PIL import Image
+  photo = cv2.imdecode(np.frombuffer(files["photo"].read_bytes(), np.uint8), cv2.IMREAD_COLOR)
+  exif = Image.Exif()
+  exif.get_ifd(0x8769)[0xA405] = 28
+  buf = __import__("io").BytesIO()
+  Image.fromarray(photo[..., ::-1]).save(buf, format="JPEG", exif=exif)
+  status, answer = _post(url, "/api/photo?s=b&name=IMG_7.jpg", buf.getvalue())
+  assert status == 200 and answer["focal_length_mm"] == 28.0
+  assert "FocalLengthIn35mmFilm" in answer["lens_source"] and answer["depth"] is False
+  metres = _png(np.full((H, W), 3, np.uint16))          # A PNG holding metres, not millimetres.
+  status, answer = _post(url, "/api/depth?s=b&name=my_depth.png", metres)
+  assert status == 400 and "'my_depth.png' gives a median depth of 0.003 m" in answer["error"]
+  assert "dofjax-app-" not in answer["error"] and "--depth_scale=1" in answer["error"]
+  depth_mm = np.full((H, W), 5000, np.uint16)
+  depth_mm[12:36, 8:32] = 1500
+  depth_mm[18:30, 14:26] = 0                             # A dropout on the subject.
+  assert _post(url, "/api/depth?s=b&name=d.png", _png(depth_mm)) == (200, {"ok": True})
+  status, answer = _post(url, "/api/render?s=b", json.dumps(dict(x=20, y=24)).encode())
+  assert status == 200 and answer["focus_m"] == pytest.approx(1.5, rel=0.02)
+  assert "hole at 20,24" in answer["note"] and "inferred" in answer["note"]
+  status, answer = _post(url, "/api/render?s=b", json.dumps(dict(x=5, y=5)).encode())
+  assert status == 200 and answer["note"] is None
+  for page in ("depth.jpg", "photo.jpg"):
+    with urllib.request.urlopen(f"{url}/api/{page}?s=b") as r:
+      assert r.headers["Content-Type"] == "image/jpeg" and len(r.read()) > 100

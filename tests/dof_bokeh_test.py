@@ -70,6 +70,42 @@ def test_clipped_light_becomes_disc_with_at_least_its_true_energy():
   assert inner.min() > 0.85 * inner.max()
 
 
+def test_white_surfaces_do_not_glow_but_a_small_clipped_lamp_still_does():
+  """Issue 28: a near-white diffuse surface (247, unclipped) and a clipped white wall large
+  against its blur keep their value when defocused; a small clipped lamp beside them on the same
+  layer still becomes a bright disc."""
+  radius = MAX_RADIUS
+  image = np.full((H, W, 3), 0.3, np.float32)
+  image[8:40, 4:36] = 247 / 255                       # A white desk, bright but not clipped.
+  image[:, 44:70] = 1.0                               # A clipped white wall, 26 px wide.
+  image[23:26, 84:87] = 1.0                           # A clipped 3x3 lamp.
+  s = np.full((H, W), -radius, np.float32)
+  off = np.asarray(_render(image, s))
+  on = np.asarray(_render(image, s, highlight_gain=GAIN))
+  # Surfaces: nothing brighter than without recovery (within a level), no clipped glow.
+  np.testing.assert_allclose(on[:, :70], off[:, :70], atol=1.5 / 255)
+  assert (on[8:40, 4:36].max(axis=-1) >= 250 / 255).mean() == 0.0
+  # The lamp: with recovery its disc carries (1 + gain) x the clipped energy, as before.
+  added = _energy_around(_linear(on)[..., 1] - _linear(off)[..., 1], (24, 85), radius)
+  assert added >= 0.97 * GAIN * 9.0
+
+
+def test_boost_share_rule_keeps_lights_and_drops_large_clipped_areas():
+  level = np.zeros((H, W), np.float32)
+  level[20:23, 10:13] = 1.0                           # A lamp: 9 px in a 25x25 window.
+  level[:, 60:] = 1.0                                 # A clipped area 36 px wide.
+  share = np.asarray(dof.clipped_share(jnp.asarray(level), jnp.full((H, W), 12.0), 12.0))
+  assert share[21, 11] < dof.HIGHLIGHT_SHARE_LOW      # Small against its blur: full boost.
+  assert share[24, 78] > dof.HIGHLIGHT_SHARE_HIGH     # Large: no boost.
+  image = jnp.asarray(np.repeat(level[..., None], 3, -1))
+  boost = np.asarray(dof.highlight_boost(image, gain=GAIN, coc_radius_px=jnp.full((H, W), 12.0),
+                                         max_radius=12.0))
+  assert boost[21, 11] == pytest.approx(1 + GAIN) and boost[24, 78] == 1.0
+  # The share of a uniform level is that level, at every window size (box sums are exact).
+  r = jnp.asarray(np.random.default_rng(0).uniform(0, 40, (H, W)).astype(np.float32))
+  np.testing.assert_allclose(dof.clipped_share(jnp.full((H, W), 0.25), r, 40.0), 0.25, atol=1e-5)
+
+
 def test_recovery_leaves_pixels_on_the_focal_plane_alone():
   # Flat patches in focus (|CoC| < 0.5 px, so up to 8% of each pixel sits on a 6-px layer):
   # near-white 247, clipped white, grey; checked >= 7 px inside each, where that blur sees one
@@ -128,7 +164,7 @@ def test_gradients_through_recovery_match_finite_differences():
   rng = np.random.default_rng(7)
   image = rng.uniform(0.1, 0.5, (H, W, 3)).astype(np.float32)
   lights = rng.random((H, W)) < 0.05    # Highlights inside the boost ramp, red the largest
-  image[lights] = np.stack([rng.uniform(0.93, 0.97, lights.sum()),   # channel by a margin (the
+  image[lights] = np.stack([rng.uniform(0.98, 0.995, lights.sum()),  # channel by a margin (the
                             np.full(lights.sum(), 0.6), np.full(lights.sum(), 0.4)], -1)  # max
   image = jnp.asarray(image)            # over channels is then smooth under the perturbation).
   s = jnp.asarray(rng.uniform(-10.0, 10.0, (H, W)).astype(np.float32))

@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
+from dofjax import depth_completion
 from dofjax import render
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -24,8 +25,9 @@ def shot():
   """(photo, signed CoC radius px, render, second render) focused on the bike's tank."""
   image, depth = gallery.load_motorcycle(scale=2)
   x, y = (v // 2 for v in gallery.BIKE_PX)
-  focus = render.focus_from_pixel(depth, x, y)
-  s = BLUR_SCALE * (1.0 / render.fill_invalid(depth) - 1.0 / focus)
+  completed, _ = depth_completion.complete_depth(image, depth)   # The depth that is rendered.
+  focus = render.focus_from_pixel(completed, x, y)
+  s = BLUR_SCALE * (1.0 / completed - 1.0 / focus)
   # The CLI's (and the app's) render path with its defaults: highlight recovery on, max radius =
   # the photo's largest CoC.
   first, info = render.render_photo(image, depth, focus_m=focus, blur_scale_px=BLUR_SCALE)

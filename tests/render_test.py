@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
+from dofjax import depth_completion
 from dofjax import dof
 from dofjax import errors
 from dofjax import render
@@ -91,7 +92,7 @@ def test_holes_at_a_depth_edge_take_the_far_depth():
   depth[5:15, 12:18] = 0.0                          # ... and an occlusion hole across the edge.
   depth[0, 0] = 0.0                                 # A hole inside the near surface.
   depth[:, 29] = 0.0                                # A hole along the far border.
-  filled = render.fill_invalid(depth)
+  filled = depth_completion.fill_farther(depth)
   np.testing.assert_array_equal(filled[5:15, 12:18], 4.0)
   assert filled[0, 0] == 1.0 and np.all(filled[:, 29] == 4.0)
   assert set(np.unique(filled)) == {1.0, 4.0}       # No in-between depths anywhere.
@@ -99,7 +100,7 @@ def test_holes_at_a_depth_edge_take_the_far_depth():
 
 def test_fill_invalid_without_valid_pixels_is_a_user_error():
   with pytest.raises(errors.UserError, match="no valid pixels"):
-    render.fill_invalid(np.zeros((4, 4), np.float32))
+    depth_completion.fill_farther(np.zeros((4, 4), np.float32))
 
 
 def test_default_max_radius_is_the_largest_coc_bucketed_and_a_cap_is_said():

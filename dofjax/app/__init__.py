@@ -14,8 +14,10 @@ import tempfile
 import numpy as np
 
 from dofjax import depth as depth_lib
+from dofjax import depth_completion
 from dofjax import dof
 from dofjax import errors
+from dofjax import photo_io
 from dofjax import render
 
 # px: the preview rendered while a slider is dragged: small enough to follow the hand (~0.08 MP:
@@ -72,13 +74,38 @@ def read_photo_bytes(data, name="photo"):
   return _read_upload(data, name, "photo", render.read_image)
 
 
+def read_photo_upload(data, name="photo"):
+  """Uploaded photo bytes -> (image float32 HxWx3 sRGB in [0, 1], bits, own depth (H, W) metres
+  or None, lens (focal_length_mm on full frame, source text) or None): a HEIC's own depth image
+  (photo_io.read_heic) and the EXIF lens (photo_io.exif_lens), as the CLI takes them."""
+  def read(path):
+    if photo_io.is_heic(path):
+      image, bits, depth = photo_io.read_heic(path)
+    else:
+      (image, bits), depth = render.read_image(path), None
+    return image, bits, depth, photo_io.exif_lens(path)
+  return _read_upload(data, name, "photo", read)
+
+
+def complete(image, depth_m):
+  """(completed depth (H, W) metres, filled (H, W) bool): the CLI's depth completion
+  (depth_completion.complete_depth), done once per uploaded depth."""
+  return depth_completion.complete_depth(image, check_depth(depth_m))
+
+
+def focus_note(depth_m, filled, settings):
+  """One line saying that the focus distance was inferred when the click falls on a filled
+  pixel (render.tap_focus), else None."""
+  return render.tap_focus(depth_m, filled, settings.x, settings.y)[1]
+
+
 def read_depth_bytes(data, photo_hw, resample=False, name="depth.png"):
   """Uploaded 16-bit depth PNG (mm) -> (H, W) float32 metres at the photo's size, 0 = invalid.
 
   UserError if unreadable, without any valid pixel, or of another size than photo_hw (H, W)
   unless `resample` (then resampled in disparity, as the CLI's --resize_depth).
   """
-  depth_m = _read_upload(data, name, "depth map", render.read_depth_mm)
+  depth_m = _read_upload(data, name, "depth map", photo_io.read_depth_file)
   h, w = photo_hw
   if depth_m.shape != (h, w):
     if not resample:
@@ -93,8 +120,9 @@ def depth_from_model(workdir, image):
   """(H, W) metres predicted for the photo by the latest checkpoint in workdir (UserError if
   there is none): render.predict_depth."""
   if not workdir:
-    raise errors.UserError("no model: upload a 16-bit depth PNG in millimetres, or start the app "
-                           "with --workdir=W (a training run) to predict depth.")
+    raise errors.UserError("this photo has no depth of its own: upload its depth map (a 16-bit "
+                           "PNG in millimetres or a .npy in metres), or start the app with "
+                           "--workdir=W (a training run) to predict depth.")
   return check_depth(render.predict_depth(workdir, image))
 
 
@@ -108,14 +136,17 @@ def check_depth(depth_m):
 
 def _read_upload(data, name, what, reader):
   """reader(path) of the uploaded bytes, saved under their own file name in a temporary folder
-  (render's readers take paths, and their messages then name the user's file)."""
+  (render's readers take paths; their messages then name the user's file, not the folder)."""
   if not data:
     raise errors.UserError(f"the uploaded {what} {name!r} is empty.")
   with tempfile.TemporaryDirectory(prefix="dofjax-app-") as folder:
     path = os.path.join(folder, os.path.basename(name) or "upload")
     with open(path, "wb") as f:
       f.write(data)
-    return reader(path)
+    try:
+      return reader(path)
+    except errors.UserError as e:
+      raise type(e)(str(e).replace(path, os.path.basename(name))) from None
 
 
 def render_kwargs(settings):
@@ -238,13 +269,24 @@ def jpeg(rgb):
   return data.tobytes()
 
 
-def depth_preview(depth_m, long_side=DEPTH_VIEW_LONG_SIDE):
-  """Depth shown beside the photo: render.depth_visualisation, shrunk for the page (JPEG bytes)."""
+def depth_preview(depth_m, long_side=DEPTH_VIEW_LONG_SIDE, filled=None):
+  """Depth shown beside the photo: render.depth_visualisation (filled pixels striped), shrunk for
+  the page (JPEG bytes)."""
+  return jpeg(_shrink(render.depth_visualisation(depth_m, filled), long_side))
+
+
+def photo_preview(image, long_side=DEPTH_VIEW_LONG_SIDE):
+  """The uploaded photo shown on the page, as the server decoded it (HEIC too, which browsers do
+  not show), shrunk (JPEG bytes)."""
+  return jpeg(_shrink(image, long_side))
+
+
+def _shrink(rgb, long_side):
+  """HxWx3 image area-averaged so that its long side is <= long_side px."""
   import cv2
-  vis = render.depth_visualisation(depth_m)
-  h, w = depth_m.shape
+  h, w = rgb.shape[:2]
   scale = long_side / max(h, w)
   if scale < 1.0:
-    vis = cv2.resize(vis, (max(1, round(w * scale)), max(1, round(h * scale))),
+    rgb = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))),
                      interpolation=cv2.INTER_AREA)
-  return jpeg(vis)
+  return rgb

@@ -37,6 +37,7 @@ class Session:
   bits: int = 8
   name: str = "photo"
   depth_m: object = None
+  filled: object = None
   depth_flags: tuple = ()
   small: tuple = None
   full: object = None
@@ -74,16 +75,22 @@ class AppState:
 
 
 def set_photo(state, sid, data, name):
-  """Reads an uploaded photo into a fresh session; returns its size as a dict."""
-  image, bits = app_lib.read_photo_bytes(data, name)
+  """Reads an uploaded photo (and a HEIC's own depth) into a fresh session; returns its size,
+  whether it brought depth and its EXIF lens as a dict."""
+  image, bits, own_depth, lens = app_lib.read_photo_upload(data, name)
   s = state.session(sid, create=True)
   s.image, s.bits, s.name, s.depth_m, s.small, s.full = image, bits, name, None, None, None
-  return dict(width=image.shape[1], height=image.shape[0], bits=bits)
+  if own_depth is not None:
+    set_depth(s, own_depth, [])
+  return dict(width=image.shape[1], height=image.shape[0], bits=bits,
+              depth=own_depth is not None, focal_length_mm=lens and lens[0],
+              lens_source=lens and lens[1])
 
 
 def set_depth(session, depth_m, depth_flags):
   """Stores a depth map (HxW m), the CLI flags that give the same depth, and the reduced-size
   inputs of previews."""
+  depth_m, session.filled = app_lib.complete(session.image, depth_m)
   session.depth_m, session.depth_flags = depth_m, tuple(depth_flags)
   session.small = app_lib.preview_inputs(session.image, depth_m)
   session.full = None
@@ -165,6 +172,7 @@ def render(state, session, fields):
                          depth_flags=session.depth_flags, output=f"{stem}-bokeh.png")
   return dict(image="data:image/jpeg;base64," + data, full=full, seconds=round(seconds, 3),
               seq=seq, compiled=compiled,
+              note=app_lib.focus_note(session.depth_m, session.filled, settings),
               focus_m=info["focus_m"], max_radius=info["max_radius"], width=info["width"],
               height=info["height"], cli="python -m dofjax.render " + shlex.join(cli))
 
@@ -213,7 +221,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self._json({"warming": s.warm_left, "waiting": self.state.waiting})
       elif path == "/api/depth.jpg":
         s = self.state.session(q.get("s"))
-        self._reply(200, app_lib.depth_preview(s.depth_m), "image/jpeg")
+        self._reply(200, app_lib.depth_preview(s.depth_m, filled=s.filled), "image/jpeg")
+      elif path == "/api/photo.jpg":
+        s = self.state.session(q.get("s"))
+        self._reply(200, app_lib.photo_preview(s.image), "image/jpeg")
       elif path == "/api/download":
         s = self.state.session(q.get("s"))
         if s.full is None:
