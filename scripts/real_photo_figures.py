@@ -9,8 +9,8 @@ focused at the frame's centre (or at FOCUS[name]), once with and once without hi
 recovery. --motorcycle adds scikit-image's Middlebury Motorcycle.
 """
 
+import argparse
 import os
-import sys
 import tempfile
 
 import cv2
@@ -19,7 +19,7 @@ import numpy as np
 from dofjax import real_frames
 from dofjax import render
 
-FOCUS = {"tum_fr2_desk_1": (465, 325)}   # The white desk of issue 28.
+FOCUS = {"tum_fr2_desk_1": (465, 325)}   # On its white desk (brightest input pixel 247).
 
 
 def clipped_share(path):
@@ -41,14 +41,21 @@ def figures(name, rgb, depth, out_dir):
   return shares
 
 
-def main(argv):
-  folders = [a for a in argv[1:] if not a.startswith("--")]
+def main(argv=None):
+  """Prints the table for the folders' pairs (and the Motorcycle with --motorcycle)."""
+  p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  p.add_argument("folders", nargs="*", help="folders of <name>_rgb.png + <name>_depth_mm.png")
+  p.add_argument("--motorcycle", action="store_true",
+                 help="also scikit-image's Middlebury Motorcycle")
+  args = p.parse_args(argv)
+  if not args.folders and not args.motorcycle:
+    p.error("give at least one folder of RGB-D pairs, or --motorcycle")
   out_dir = tempfile.mkdtemp(prefix="dofjax-figures-")
   pairs = []
-  if "--motorcycle" in argv:
+  if args.motorcycle:
     image, depth = real_frames.load_motorcycle()
     pairs.append(("motorcycle", *real_frames.write_pair(out_dir, "motorcycle", image, depth)))
-  for folder in folders:
+  for folder in args.folders:
     pairs += [(n, r, d) for n, r, d in real_frames.find_pairs(folder)]
   print("| frame | input % >= 250 | render % | --nohighlights % |\n|---|---|---|---|")
   for name, rgb, depth in pairs:
@@ -58,4 +65,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  main(sys.argv)
+  main()
