@@ -97,6 +97,7 @@ def test_every_cli_error_is_a_message(files, tmp_path):
     app.depth_from_model(None, np.zeros((H, W, 3), np.float32))
 
 
+@pytest.mark.slow  # Compiles a dozen renderers (about 20 s).
 def test_setting_changes_compile_one_program_per_plan_key(files):
   image, _ = app.read_photo_bytes(files["photo"].read_bytes())
   depth_m = app.read_depth_bytes(files["depth"].read_bytes(), image.shape[:2])

@@ -150,6 +150,7 @@ def test_bad_output_fails_before_anything_is_read_or_compiled(files, output, mes
   assert dof.render_trace_count() == traces and not os.path.exists(files["out"])
 
 
+@pytest.mark.slow  # Two CLI processes, each importing JAX and rendering.
 def test_a_second_cli_process_finds_the_compiled_render(files, tmp_path):
   # The default place: the user's cache folder ($XDG_CACHE_HOME), dofjax/xla.
   cache = tmp_path / "cache" / "dofjax" / "xla"
