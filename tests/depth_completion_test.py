@@ -73,6 +73,7 @@ def test_without_valid_depth_is_a_user_error():
     depth_completion.complete_depth(np.zeros((4, 4, 3)), np.zeros((4, 4), np.float32))
 
 
+@pytest.mark.slow  # Renders thin-lens truth and three depth maps (about 7 s).
 def test_renders_from_holey_depth_stay_close_to_thin_lens_truth():
   """Issue 28's measurement, small: Kinect-like holes (shadows, bands, border, dropouts across
   object edges) cost at most 1.5 dB over the frame and 4 dB over the hole pixels against the

@@ -60,6 +60,7 @@ def _equal(a, b):
                          a, b)
 
 
+@pytest.mark.slow  # The source checkpoint takes ~8 s to build per test process.
 @pytest.mark.parametrize("discriminator", [True, False])
 def test_start_state_has_the_source_weights_and_a_fresh_optimiser(source, discriminator):
   workdir, saved = source
@@ -79,6 +80,7 @@ def test_start_state_has_the_source_weights_and_a_fresh_optimiser(source, discri
                                        start.gen.opt_state.mu, False)
 
 
+@pytest.mark.slow  # The source checkpoint takes ~8 s to build per test process.
 def test_named_step_and_missing_checkpoints(source, tmp_path):
   workdir, _ = source
   assert checkpointing.source_checkpoint(os.path.join(workdir, "checkpoints", "123")) == (
@@ -89,6 +91,7 @@ def test_named_step_and_missing_checkpoints(source, tmp_path):
     checkpointing.source_checkpoint(str(tmp_path / "nothing"))
 
 
+@pytest.mark.slow  # The source checkpoint takes ~8 s to build per test process.
 def test_ema_starts_at_the_source_generator(source):
   workdir, saved = source
   config = _tiny(init_from=workdir, ema_decay=0.99)
@@ -98,6 +101,7 @@ def test_ema_starts_at_the_source_generator(source):
   _equal(start.gen_ema, saved.gen.weights())
 
 
+@pytest.mark.slow  # The source checkpoint takes ~8 s to build per test process.
 def test_shape_mismatch_is_one_error_line_naming_the_field(source, tmp_path):
   workdir, _ = source
   env = dict(os.environ, JAX_PLATFORMS="cpu")
