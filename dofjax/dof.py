@@ -1026,8 +1026,14 @@ def render_for_preview(image01, depth_m, *, focus="median", blur_scale_px=None, 
                           highlight_gain=highlight_gain, highlight_threshold=highlight_threshold)
 
 
+# The bokeh loss blurs with the FFT: the same convolution as the default 'pyramid' method's
+# shifted sums up to float rounding, but XLA:CPU runs its gradient about 12x faster (0.16 s
+# instead of about 2 s for four 64x64 previews, measured 2026-12-07).
+BOKEH_LOSS_METHOD = "fft"
+
+
 def bokeh_loss(image01, depth_pred_m, depth_true_m, *, blur_scale_px=None, max_radius=None,
-               num_layers=9, method=DEFAULT_METHOD, highlight_gain=0.0,
+               num_layers=9, method=BOKEH_LOSS_METHOD, highlight_gain=0.0,
                highlight_threshold=PHOTO_HIGHLIGHT_THRESHOLD):
   """Mean L1 between DoF renders from predicted and from true depth (the bokeh loss term).
 
@@ -1036,7 +1042,8 @@ def bokeh_loss(image01, depth_pred_m, depth_true_m, *, blur_scale_px=None, max_r
     depth_pred_m: (N, H, W) predicted depth in metres (> 0), e.g. `depth.decode_depth(code)`.
     depth_true_m: (N, H, W) true depth in metres, 0 = invalid (there the prediction is used,
       so invalid pixels cost nothing).
-    blur_scale_px, max_radius, num_layers, method: as `render_for_preview` (static except K).
+    blur_scale_px, max_radius, num_layers, method: as `render_for_preview` (static except K;
+      method defaults to BOKEH_LOSS_METHOD).
     highlight_gain, highlight_threshold: highlight recovery, off (0) unless asked.
   Returns:
     Scalar float32; differentiable w.r.t. depth_pred_m (the true render is a constant). Focus is

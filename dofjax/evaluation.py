@@ -9,6 +9,7 @@ from dofjax import metrics as metrics_lib
 from dofjax import parallel
 from dofjax import samples
 from dofjax import state as state_lib
+from dofjax import steps
 from dofjax import workdir as workdir_lib
 
 
@@ -66,8 +67,11 @@ def evaluate(state, config, split, eval_fn, mesh, rng, num_batches=None, num_ima
   thin_lens_max_radius = batches.thin_lens_max_radius_px()
   totals, rows = None, []
   for i, local in enumerate(batches):
-    group_sums, code = eval_fn(state, parallel.global_batch(local, mesh),
-                               jax.random.fold_in(rng, i), thin_lens_max_radius)
+    batch = parallel.global_batch(local, mesh)
+    group_sums, code, pred_full = eval_fn(state, batch, jax.random.fold_in(rng, i))
+    if thin_lens_max_radius is not None:
+      group_sums["thin_lens"] = metrics_lib.sum_per_image(
+          steps.thin_lens_metrics(batch, pred_full, thin_lens_max_radius), batch["example_mask"])
     totals = _add(totals, group_sums)
     if len(rows) < num_images:
       rows += samples.grid_rows(local, parallel.gather_rows(code, local["image"].shape[0]),

@@ -63,12 +63,11 @@ def compile_train_step_pmap(config):
 
 
 def compile_eval_step(config, mesh=None):
-  """eval_step compiled with jax.jit over `mesh` (batch on 'data'); its 4th argument,
-  `thin_lens_max_radius`, is static (one compilation per value)."""
+  """eval_step compiled with jax.jit over `mesh` (batch on 'data')."""
   mesh = mesh or make_mesh()
   return jax.jit(functools.partial(steps.eval_step, config=config),
                  in_shardings=(_replicated(mesh), _data(mesh), _replicated(mesh)),
-                 out_shardings=(_replicated(mesh), _data(mesh)), static_argnums=(3,))
+                 out_shardings=(_replicated(mesh), _data(mesh), _data(mesh)))
 
 
 def replicate(tree):

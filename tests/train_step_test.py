@@ -157,7 +157,7 @@ def test_weight_average_follows_its_recurrence_and_predicts():
   assert float(jnp.abs(ema_code - raw_code).max()) > 0
   eval_batch = {**batch, "depth_full": batch["depth"], "image_full": (batch["image"] + 1) / 2,
                 "example_mask": np.ones(config.batch_size, np.float32)}
-  _, code = jax.jit(functools.partial(steps_lib.eval_step, config=config))(
+  _, code, _ = jax.jit(functools.partial(steps_lib.eval_step, config=config))(
       state, eval_batch, jax.random.key(0))
   np.testing.assert_allclose(code, ema_code, atol=1e-5)
 
