@@ -112,6 +112,8 @@ def exif_lens(path):
   from PIL import Image  # pylint: disable=g-import-not-at-top
   try:
     with Image.open(path) as im:
+      if im.format == "PNG" and "exif" not in im.info and not _png_has_exif(path):
+        return None     # Else PIL would decode the whole image looking for an eXIf chunk.
       exif = im.getexif()
   except (OSError, ValueError):
     return None
@@ -124,6 +126,20 @@ def exif_lens(path):
       source += f" (real focal length {float(real):.3g} mm)"
     return float(f35), source
   return None
+
+
+def _png_has_exif(path):
+  """Whether the PNG file `path` holds an eXIf chunk anywhere: walks the chunk headers, seeking
+  past their data, without decoding the image. OSError if unreadable."""
+  with open(path, "rb") as f:
+    f.seek(8)                              # The PNG signature.
+    while True:
+      head = f.read(8)
+      if len(head) < 8 or head[4:] == b"IEND":
+        return False
+      if head[4:] == b"eXIf":
+        return True
+      f.seek(int.from_bytes(head[:4], "big") + 4, os.SEEK_CUR)   # Data and CRC.
 
 
 HEIC_EXTENSIONS = (".heic", ".heif", ".hif")
