@@ -23,6 +23,7 @@ import pickle
 
 OFF_VARIABLE = "DOFJAX_COMPILATION_CACHE"
 PROGRAMS_SUBFOLDER = "dofjax-programs"
+_XLA_CACHE_HIT_EVENT = "/jax/compilation_cache/cache_hits"   # jax.monitoring's event name.
 _MAGIC = b"dofjax-stored-v1\n"   # A stored file: magic, sha256 of key + data, key, data.
 _OFF_VALUES = ("0", "off", "false", "no")
 
@@ -35,12 +36,16 @@ def cache_folder():
   return os.environ.get("JAX_COMPILATION_CACHE_DIR") or os.path.join(base, "dofjax", "xla")
 
 
-def enable():
+def enable(xla_cache=True):
   """Points JAX's persistent compilation cache at `cache_folder()` (or turns it off); call it
-  before the first compilation of the process. Returns the folder, or None when off."""
+  before the first compilation of the process. Returns the folder, or None when off.
+
+  xla_cache False: JAX's cache stays off in this process, though the folder is still returned
+  for `program_folder`: the photo CLI keeps its render whole (`stored_program`), which must
+  store fresh compiles (see there)."""
   import jax  # pylint: disable=g-import-not-at-top
   folder = cache_folder()
-  if folder is None:
+  if folder is None or not xla_cache:
     jax.config.update("jax_enable_compilation_cache", False)
   else:
     jax.config.update("jax_enable_compilation_cache", True)
@@ -87,12 +92,13 @@ def array_digest(*arrays):
 def _path(folder, name, key):
   """(file path, key bytes) of the entry `name` (a file-name prefix) under `key` (str)."""
   key_bytes = key.encode()
-  return os.path.join(folder, f"{name}-{hashlib.sha256(key_bytes).hexdigest()[:32]}.bin"), key_bytes
+  digest = hashlib.sha256(key_bytes).hexdigest()[:32]
+  return os.path.join(folder, f"{name}-{digest}.bin"), key_bytes
 
 
 def _read(folder, name, key):
-  """The bytes stored under (name, key), or None: no file, unreadable, written for another key,
-  or not intact (the checksum over key and data differs)."""
+  """The bytes (a memoryview) stored under (name, key), or None: no file, unreadable, written
+  for another key, or not intact (the checksum over key and data differs)."""
   path, key_bytes = _path(folder, name, key)
   try:
     with open(path, "rb") as f:
@@ -102,8 +108,8 @@ def _read(folder, name, key):
   head = len(_MAGIC) + 32
   if not blob.startswith(_MAGIC) or len(blob) < head + len(key_bytes):
     return None
-  digest, rest = blob[len(_MAGIC):head], blob[head:]
-  if not rest.startswith(key_bytes) or hashlib.sha256(rest).digest() != digest:
+  rest = memoryview(blob)[head:]
+  if rest[:len(key_bytes)] != key_bytes or hashlib.sha256(rest).digest() != blob[len(_MAGIC):head]:
     return None
   return rest[len(key_bytes):]
 
@@ -112,12 +118,14 @@ def _write(folder, name, key, data):
   """Stores `data` (bytes) under (name, key) atomically (a temporary file, then os.replace).
   Returns False, storing nothing, when the folder cannot be written."""
   path, key_bytes = _path(folder, name, key)
-  rest = key_bytes + data
+  digest = hashlib.sha256(key_bytes)
+  digest.update(data)
   tmp = f"{path}.{os.getpid()}.tmp"
   try:
     os.makedirs(folder, exist_ok=True)
     with open(tmp, "wb") as f:
-      f.write(_MAGIC + hashlib.sha256(rest).digest() + rest)
+      for part in (_MAGIC, digest.digest(), key_bytes, data):
+        f.write(part)
     os.replace(tmp, path)
   except OSError:
     with contextlib.suppress(OSError):
@@ -134,27 +142,51 @@ def stored_program(folder, name, key, compile_fn, in_tree, out_tree):
     name: a file-name prefix (the program's function).
     key: str naming everything the program depends on (its source, argument shapes and dtypes,
       static arguments); `environment_key()` is added here.
-    compile_fn: () -> jax.stages.Compiled, called on a miss (it traces and compiles).
+    compile_fn: () -> jax.stages.Compiled, called on a miss (it traces and compiles). When JAX's
+      persistent cache supplies that executable, it is used but not stored: an executable read
+      back from JAX's cache and serialised again lacks the kernels it had not run (jax 0.10.2,
+      XLA:CPU: "NOT_FOUND: Function ..._fusion not found" in the next process). Callers that
+      want it stored keep JAX's cache off (`enable(xla_cache=False)`).
     in_tree, out_tree: the program's argument pytree ((args, kwargs), static ones left out) and
       result pytree (jax.tree_util.PyTreeDef), which a stored executable does not hold.
   Returns:
-    (jax.stages.Compiled, loaded: bool).
+    jax.stages.Compiled, called with the program's arguments (static ones left out).
   """
   from jax.experimental import serialize_executable  # pylint: disable=g-import-not-at-top
   key = f"{key}|{environment_key()}"
   blob = _read(folder, name, key)
   if blob is not None:
     try:
-      return serialize_executable.deserialize_and_load(blob, in_tree, out_tree), True
+      return serialize_executable.deserialize_and_load(blob, in_tree, out_tree)
     except (pickle.UnpicklingError, EOFError, ValueError):   # Intact but not loadable here.
       pass
-  compiled = compile_fn()
+  compiled, fresh = _compile_fresh(compile_fn)
+  if not fresh:
+    return compiled
   try:
     blob, _, _ = serialize_executable.serialize(compiled)
   except ValueError:   # This backend cannot serialise executables: keep it in memory only.
-    return compiled, False
+    return compiled
   _write(folder, name, key, blob)
-  return compiled, False
+  return compiled
+
+
+def _compile_fresh(compile_fn):
+  """(compile_fn()'s result, fresh: False when JAX's persistent cache supplied an executable
+  meanwhile, counted by the cache-hit event of jax.monitoring)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  hits = []
+
+  def listener(event, **unused_kwargs):
+    if event == _XLA_CACHE_HIT_EVENT:
+      hits.append(event)
+
+  jax.monitoring.register_event_listener(listener)
+  try:
+    compiled = compile_fn()
+  finally:
+    jax.monitoring.unregister_event_listener(listener)
+  return compiled, not hits
 
 
 def stored_arrays(folder, name, key, compute_fn):

@@ -907,7 +907,7 @@ def _stored_render(folder, args, kwargs, static):
   specs = jax.tree_util.tree_map(lambda x: (tuple(x.shape), str(x.dtype)), (args, kwargs))
   key = f"dof._render_jit {compile_cache.source_digest(__file__)} {specs} {sorted(static.items())}"
   if (folder, key) not in _STORED_RENDERS:
-    compiled, _ = compile_cache.stored_program(
+    compiled = compile_cache.stored_program(
         folder, "render", key, lambda: _render_jit.lower(*args, **kwargs, **static).compile(),
         in_tree=jax.tree_util.tree_structure((args, kwargs)),
         out_tree=jax.tree_util.tree_structure(args[0]))

@@ -60,3 +60,28 @@ def test_the_off_switch_gives_no_folder(monkeypatch):
   monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", "/somewhere/xla")
   assert compile_cache.program_folder(compile_cache.cache_folder()) == os.path.join(
       "/somewhere/xla", compile_cache.PROGRAMS_SUBFOLDER)
+
+
+def test_a_program_read_from_jax_cache_is_used_but_only_a_fresh_compile_is_stored(tmp_path):
+  # An executable that JAX's persistent cache read back, serialised again, fails in the next
+  # process (kernels missing), so it must not be stored. JAX reports such a read as an event.
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  x = np.arange(4, dtype=np.float32)
+  trees = dict(in_tree=jax.tree_util.tree_structure(((x,), {})),
+               out_tree=jax.tree_util.tree_structure(x))
+  compile_fn = lambda: jax.jit(lambda v: jnp.sin(v) + 1.5).lower(x).compile()
+
+  def from_jax_cache():
+    jax.monitoring.record_event(compile_cache._XLA_CACHE_HIT_EVENT)
+    return compile_fn()
+
+  folder = str(tmp_path / "programs")
+  used = compile_cache.stored_program(folder, "f", "k", from_jax_cache, **trees)
+  np.testing.assert_allclose(used(x), np.sin(x) + 1.5, rtol=1e-6)
+  assert not os.path.exists(folder)                        # Used, not stored.
+  fresh = compile_cache.stored_program(folder, "f", "k", compile_fn, **trees)
+  np.testing.assert_allclose(fresh(x), np.sin(x) + 1.5, rtol=1e-6)
+  assert len(os.listdir(folder)) == 1                      # A fresh compile is stored ...
+  loaded = compile_cache.stored_program(folder, "f", "k", None, **trees)
+  np.testing.assert_allclose(loaded(x), np.sin(x) + 1.5, rtol=1e-6)   # ... and read back.
