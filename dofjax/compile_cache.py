@@ -8,11 +8,12 @@ Off: DOFJAX_COMPILATION_CACHE=0. JAX caches programs that took at least
 $JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS (default 1 s) to compile. docs/speed.md says more.
 
 JAX's cache skips only XLA's compile: each process still traces and lowers the program (seconds
-for the 17-layer renderer). So the photo CLI also keeps whole compiled programs (`stored_program`)
-and other per-photo results (`stored_arrays`) in files under `<folder>/dofjax-programs`
-(`program_folder`), keyed on everything they depend on; a later process loads them instead of
-tracing. A missing, unreadable, corrupt or other-version file is a miss: the program is compiled
-(or the result computed) again and the file rewritten. Files are written atomically.
+for the 17-layer renderer). So the photo CLI keeps whole compiled programs instead
+(`stored_program`; JAX's cache off, `enable(xla_cache=False)`) and other per-photo results
+(`stored_arrays`) in files under `<folder>/dofjax-programs` (`program_folder`), keyed on
+everything they depend on; a later process loads them instead of tracing. A missing, unreadable,
+corrupt or other-version file is a miss: the program is compiled (or the result computed) again
+and the file rewritten. Files are written atomically.
 """
 
 import contextlib

@@ -166,16 +166,17 @@ def write_image(path, rgb01, bits=8):
   """Writes HxWx3 float [0, 1] RGB as PNG (8 or 16 bit) or JPEG (8 bit, quality 95)."""
   import cv2
   ext = check_output(path, "output")
-  if bits == 16 and ext == ".png":
-    data = (np.clip(rgb01, 0, 1) * 65535.0 + 0.5).astype(np.uint16)
-  else:
-    data = (np.clip(rgb01, 0, 1) * 255.0 + 0.5).astype(np.uint8)
+  sixteen = bits == 16 and ext == ".png"
+  data = np.clip(np.asarray(rgb01)[..., ::-1], 0.0, 1.0)   # RGB -> OpenCV's BGR, float.
+  data *= 65535.0 if sixteen else 255.0     # In place: a copy of 12 MP floats is 144 MB.
+  data += 0.5
+  data = data.astype(np.uint16 if sixteen else np.uint8)
   params = [cv2.IMWRITE_JPEG_QUALITY, 95] if ext in (".jpg", ".jpeg") else []
-  if not cv2.imwrite(path, data[..., ::-1], params):
+  if not cv2.imwrite(path, data, params):
     raise errors.UserError(f"cannot write {path!r}.")
 
 
-def complete_depth(image01, depth_m, programs=None):
+def complete_depth_stored(image01, depth_m, programs=None):
   """`depth_completion.complete_depth` (image01 (H, W, 3) sRGB in [0, 1], depth_m (H, W) metres,
   0 = invalid -> (depth (H, W) float32 metres, all > 0; filled (H, W) bool)), read back from the
   folder `programs` (`compile_cache.program_folder`) when an earlier process completed the same
@@ -342,7 +343,7 @@ def main(argv=None):
   else:
     raise errors.UserError(f"{os.path.basename(args.image)} has no depth image of its own: pass "
                            "--depth=D (a depth map) or --workdir=W (a trained model).")
-  depth_m, filled = complete_depth(image, depth_m, programs)
+  depth_m, filled = complete_depth_stored(image, depth_m, programs)
 
   if args.focus_m is not None:
     focus_m = args.focus_m

@@ -191,24 +191,24 @@ def test_completed_depth_is_stored_per_photo_and_depth_content(tmp_path, monkeyp
   depth[10:20, 30:40] = 0.0                                # A hole: completion is needed.
   folder = str(tmp_path / "programs")
   direct = depth_completion.complete_depth(image, depth)
-  first = render.complete_depth(image, depth, folder)
+  first = render.complete_depth_stored(image, depth, folder)
   assert len(os.listdir(folder)) == 1
   calls = []
   real = depth_completion.complete_depth
   monkeypatch.setattr(depth_completion, "complete_depth",
                       lambda *a, **k: calls.append(1) or real(*a, **k))
-  again = render.complete_depth(image, depth, folder)    # Read back: not completed again.
+  again = render.complete_depth_stored(image, depth, folder)   # Read back: not completed.
   assert not calls
   for got in (first, again):
     np.testing.assert_array_equal(got[0], direct[0])
     np.testing.assert_array_equal(got[1], direct[1])
   other = depth.copy()
   other[0, 0] = 3.0                                        # Other content: completed afresh.
-  np.testing.assert_array_equal(render.complete_depth(image, other, folder)[0],
+  np.testing.assert_array_equal(render.complete_depth_stored(image, other, folder)[0],
                                 real(image, other)[0])
   assert len(calls) == 1 and len(os.listdir(folder)) == 2
-  render.complete_depth(image, np.full((H, W), 2.0, np.float32), folder)   # No holes: nothing
-  assert len(os.listdir(folder)) == 2                                       # to store.
+  render.complete_depth_stored(image, np.full((H, W), 2.0, np.float32), folder)
+  assert len(os.listdir(folder)) == 2                      # No holes: nothing to store.
 
 
 def test_png_is_written_without_an_opencv_warning(tmp_path, capfd):
