@@ -787,7 +787,8 @@ def _add_behind(layers, near):
 def render_disparity(image, disparity, *, focus_disparity, blur_scale_px,
                      num_layers=DEFAULT_NUM_LAYERS, max_radius=DEFAULT_MAX_RADIUS,
                      method=DEFAULT_METHOD, aperture_blades=0, aperture_rotation_deg=0.0,
-                     highlight_gain=0.0, highlight_threshold=PHOTO_HIGHLIGHT_THRESHOLD):
+                     highlight_gain=0.0, highlight_threshold=PHOTO_HIGHLIGHT_THRESHOLD,
+                     programs=None):
   """Shallow depth of field from disparity and a blur scale (the disparity form).
 
   Args:
@@ -804,6 +805,10 @@ def render_disparity(image, disparity, *, focus_disparity, blur_scale_px,
     highlight_gain, highlight_threshold: highlight recovery before blurring (`recover_highlights`);
       gain 0 (default) turns it off and gives exactly the render without it. Real photos:
       PHOTO_HIGHLIGHT_GAIN, PHOTO_HIGHLIGHT_THRESHOLD.
+    programs: None (default), or a folder of stored compiled programs
+      (`compile_cache.program_folder`): the render's program is loaded from there when a process
+      has stored it, else compiled and stored, so a later process neither traces nor compiles
+      it (`_stored_render`). Ignored under an outer jit/grad/vmap. The image is the same.
   Returns:
     float32, same shape as `image`, sRGB in [0, 1].
   """
@@ -831,11 +836,15 @@ def render_disparity(image, disparity, *, focus_disparity, blur_scale_px,
     n = image.shape[0]
     d_f = jnp.broadcast_to(jnp.asarray(focus_disparity, jnp.float32), (n,))
     k = jnp.broadcast_to(jnp.asarray(blur_scale_px, jnp.float32), (n,))
-  return _render_jit(image, disparity, d_f, k, radii=radii, method=method,
-                     blades=int(aperture_blades), highlights=highlights,
-                     rotation_deg=jnp.asarray(aperture_rotation_deg, jnp.float32),
-                     highlight_gain=jnp.asarray(highlight_gain, jnp.float32),
-                     highlight_threshold=jnp.asarray(highlight_threshold, jnp.float32))
+  args = (image, disparity, d_f, k)
+  kwargs = dict(rotation_deg=jnp.asarray(aperture_rotation_deg, jnp.float32),
+                highlight_gain=jnp.asarray(highlight_gain, jnp.float32),
+                highlight_threshold=jnp.asarray(highlight_threshold, jnp.float32))
+  static = dict(radii=radii, method=method, blades=int(aperture_blades), highlights=highlights)
+  if programs is None or any(isinstance(x, jax.core.Tracer)
+                             for x in jax.tree_util.tree_leaves((args, kwargs))):
+    return _render_jit(*args, **kwargs, **static)
+  return _stored_render(programs, args, kwargs, static)(*args, **kwargs)
 
 
 def _highlights_on(gain, threshold):
@@ -883,6 +892,27 @@ def _render_jit(image, disparity, focus_disparity, blur_scale_px, *, radii, meth
   if image.ndim == 3:
     return render_single(image, disparity, focus_disparity, blur_scale_px)
   return jax.vmap(render_single)(image, disparity, focus_disparity, blur_scale_px)
+
+
+_STORED_RENDERS = {}   # (folder, key) -> jax.stages.Compiled, loaded or compiled in this process.
+
+
+def _stored_render(folder, args, kwargs, static):
+  """The compiled `_render_jit` for these concrete arguments (args: image, disparity, focus
+  disparity, blur scale; kwargs: its traced keywords; static: its static ones), from this
+  process's memory, else from the stored programs in `folder` (`compile_cache.stored_program`),
+  else traced and compiled (counted by `render_trace_count`) and stored there. Returns a
+  jax.stages.Compiled called as `_render_jit` without the static keywords."""
+  from dofjax import compile_cache  # pylint: disable=g-import-not-at-top
+  specs = jax.tree_util.tree_map(lambda x: (tuple(x.shape), str(x.dtype)), (args, kwargs))
+  key = f"dof._render_jit {compile_cache.source_digest(__file__)} {specs} {sorted(static.items())}"
+  if (folder, key) not in _STORED_RENDERS:
+    compiled = compile_cache.stored_program(
+        folder, "render", key, lambda: _render_jit.lower(*args, **kwargs, **static).compile(),
+        in_tree=jax.tree_util.tree_structure((args, kwargs)),
+        out_tree=jax.tree_util.tree_structure(args[0]))
+    _STORED_RENDERS[(folder, key)] = compiled
+  return _STORED_RENDERS[(folder, key)]
 
 
 def compile_render(height, width, *, num_layers=DEFAULT_NUM_LAYERS, max_radius=DEFAULT_MAX_RADIUS,

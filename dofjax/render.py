@@ -92,7 +92,8 @@ def read_image(path):
     raise errors.UserError(f"cannot read the photo {path!r}: not a JPEG or PNG image.")
   bits = 16 if img.dtype == np.uint16 else 8
   scale = 65535.0 if bits == 16 else 255.0
-  return (img[..., ::-1].astype(np.float32) / scale), bits
+  # Every stored value converted once, then looked up (BGR -> RGB): one pass at 12 MP.
+  return (np.arange(1 << bits, dtype=np.float32) / scale)[img[..., ::-1]], bits
 
 
 def read_depth_mm(path):
@@ -165,13 +166,31 @@ def write_image(path, rgb01, bits=8):
   """Writes HxWx3 float [0, 1] RGB as PNG (8 or 16 bit) or JPEG (8 bit, quality 95)."""
   import cv2
   ext = check_output(path, "output")
-  if bits == 16 and ext == ".png":
-    data = (np.clip(rgb01, 0, 1) * 65535.0 + 0.5).astype(np.uint16)
-  else:
-    data = (np.clip(rgb01, 0, 1) * 255.0 + 0.5).astype(np.uint8)
+  sixteen = bits == 16 and ext == ".png"
+  data = np.clip(np.asarray(rgb01)[..., ::-1], 0.0, 1.0)   # RGB -> OpenCV's BGR, float.
+  data *= 65535.0 if sixteen else 255.0     # In place: a copy of 12 MP floats is 144 MB.
+  data += 0.5
+  data = data.astype(np.uint16 if sixteen else np.uint8)
   params = [cv2.IMWRITE_JPEG_QUALITY, 95] if ext in (".jpg", ".jpeg") else []
-  if not cv2.imwrite(path, data[..., ::-1], params):
+  if not cv2.imwrite(path, data, params):
     raise errors.UserError(f"cannot write {path!r}.")
+
+
+def complete_depth_stored(image01, depth_m, programs=None):
+  """`depth_completion.complete_depth` (image01 (H, W, 3) sRGB in [0, 1], depth_m (H, W) metres,
+  0 = invalid -> (depth (H, W) float32 metres, all > 0; filled (H, W) bool)), read back from the
+  folder `programs` (`compile_cache.program_folder`) when an earlier process completed the same
+  photo and depth (keyed on their content and the completion's source), else computed and stored
+  there. programs None: always computed."""
+  depth_m = np.asarray(depth_m, np.float32)
+  if programs is None or (depth_m > 0).all():
+    return depth_completion.complete_depth(image01, depth_m)
+  from dofjax import compile_cache  # pylint: disable=g-import-not-at-top
+  code = " ".join(compile_cache.source_digest(m.__file__) for m in (depth_completion, depth_lib))
+  key = (f"depth_completion.complete_depth {code} "
+         f"{compile_cache.array_digest(np.asarray(image01, np.float32), depth_m)}")
+  return compile_cache.stored_arrays(programs, "depth", key,
+                                     lambda: depth_completion.complete_depth(image01, depth_m))
 
 
 def predict_depth(workdir, image01):
@@ -188,7 +207,7 @@ def predict_depth(workdir, image01):
 def render_photo(image, depth_m, *, focus_m, f_number=1.8, focal_length_mm=DEFAULT_FOCAL_LENGTH_MM,
                  sensor_width_mm=DEFAULT_SENSOR_WIDTH_MM, blur_scale_px=None, max_radius=None,
                  num_layers=dof.DEFAULT_NUM_LAYERS, method=dof.DEFAULT_METHOD,
-                 aperture_blades=0, aperture_rotation_deg=0.0, highlights=True):
+                 aperture_blades=0, aperture_rotation_deg=0.0, highlights=True, programs=None):
   """Photo + depth + focus + lens -> shallow depth of field.
 
   NOTE: the one render path of the CLI (`main`) and of the tap-to-focus app (`dofjax.app`,
@@ -205,6 +224,8 @@ def render_photo(image, depth_m, *, focus_m, f_number=1.8, focal_length_mm=DEFAU
     max_radius: largest blur radius in px (None: the photo's largest circle of confusion).
     num_layers, method, aperture_blades, aperture_rotation_deg: as `dof.render_disparity`.
     highlights: recover clipped highlights (dof.PHOTO_HIGHLIGHT_GAIN / _THRESHOLD) or not.
+    programs: None, or the folder of stored compiled programs (`compile_cache.program_folder`;
+      the CLI's), so a later process loads the render's program instead of tracing it.
   Returns:
     (render (H, W, 3) float32 numpy sRGB in [0, 1], info): info = dict(blur_scale_px=K in px*m,
     max_radius=px, note=None or one line saying that max_radius clips the blur).
@@ -225,7 +246,7 @@ def render_photo(image, depth_m, *, focus_m, f_number=1.8, focal_length_mm=DEFAU
       num_layers=num_layers, max_radius=max_radius, method=method,
       aperture_blades=aperture_blades, aperture_rotation_deg=aperture_rotation_deg,
       highlight_gain=dof.PHOTO_HIGHLIGHT_GAIN if highlights else 0.0,
-      highlight_threshold=dof.PHOTO_HIGHLIGHT_THRESHOLD)
+      highlight_threshold=dof.PHOTO_HIGHLIGHT_THRESHOLD, programs=programs)
   return np.asarray(out), dict(blur_scale_px=k, max_radius=max_radius, note=note)
 
 
@@ -291,7 +312,9 @@ def main(argv=None):
   if args.depth_vis:
     check_output(args.depth_vis, "--depth_vis")
   from dofjax import compile_cache  # Before the first compile: reuses other runs' programs.
-  compile_cache.enable()
+  # The render is kept whole in the program folder; JAX's cache is for the predictor (--workdir).
+  folder = compile_cache.enable(xla_cache=args.workdir is not None)
+  programs = None if args.workdir else compile_cache.program_folder(folder)
   own_depth = None
   if photo_io.is_heic(args.image):
     image, bits, own_depth = photo_io.read_heic(args.image)
@@ -320,7 +343,7 @@ def main(argv=None):
   else:
     raise errors.UserError(f"{os.path.basename(args.image)} has no depth image of its own: pass "
                            "--depth=D (a depth map) or --workdir=W (a trained model).")
-  depth_m, filled = depth_completion.complete_depth(image, depth_m)
+  depth_m, filled = complete_depth_stored(image, depth_m, programs)
 
   if args.focus_m is not None:
     focus_m = args.focus_m
@@ -342,7 +365,8 @@ def main(argv=None):
       focal_length_mm=focal_length_mm, sensor_width_mm=sensor_width_mm,
       blur_scale_px=args.blur_scale_px, max_radius=args.max_radius, num_layers=args.num_layers,
       method=args.method, aperture_blades=args.aperture_blades,
-      aperture_rotation_deg=args.aperture_rotation_deg, highlights=args.highlights)
+      aperture_rotation_deg=args.aperture_rotation_deg, highlights=args.highlights,
+      programs=programs)
   k, max_radius = info["blur_scale_px"], info["max_radius"]
   if info["note"]:
     print(info["note"])

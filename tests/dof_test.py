@@ -7,6 +7,8 @@ dof_bokeh_test.py): `dof.render_disparity` compiles once per (shapes, layer
 plan, method) and every test below shares those compilations (render_test.py uses them too).
 """
 
+import os
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -253,3 +255,37 @@ def test_bokeh_loss_and_preview():
   # Invalid pixels (depth 0) are rendered at the focal plane: sharp where nothing is near.
   far = np.asarray(dof.render_for_preview(image[0], jnp.zeros((H, W)), **kw))
   np.testing.assert_allclose(far, np.asarray(image[0]), atol=1e-5)
+
+
+def test_a_stored_program_renders_the_same_without_tracing_and_a_corrupt_one_is_rebuilt(tmp_path):
+  rng = np.random.default_rng(7)
+  image = rng.random((H, W, 3)).astype(np.float32)
+  s = np.where(np.arange(W) < W // 2, 0.0, 12.0)[None].repeat(H, 0).astype(np.float32)
+  kw = dict(focus_disparity=0.0, blur_scale_px=1.0, max_radius=MAX_RADIUS, num_layers=LAYERS,
+            method="fft", aperture_rotation_deg=10.0)
+  direct = np.asarray(dof.render_disparity(image, s, **kw))
+  folder = str(tmp_path / "programs")
+  np.testing.assert_allclose(np.asarray(dof.render_disparity(image, s, **kw, programs=folder)),
+                             direct, atol=1e-6)   # Compiled and stored ...
+  [stored] = os.listdir(folder)
+  dof._STORED_RENDERS.clear()                      # ... then read back, as a later process does.
+  traces = dof.render_trace_count()
+  again = np.asarray(dof.render_disparity(image, s, **dict(kw, aperture_rotation_deg=30.0),
+                                          programs=folder))
+  assert dof.render_trace_count() == traces
+  np.testing.assert_allclose(again, np.asarray(dof.render_disparity(
+      image, s, **dict(kw, aperture_rotation_deg=30.0))), atol=1e-6)
+  path = os.path.join(folder, stored)
+  with open(path, "r+b") as f:                     # A damaged file is a miss, not an error ...
+    f.seek(os.path.getsize(path) // 2)
+    f.write(b"\0garbage\0")
+  with open(path, "rb") as f:
+    damaged = f.read()
+  dof._STORED_RENDERS.clear()
+  np.testing.assert_allclose(np.asarray(dof.render_disparity(image, s, **kw, programs=folder)),
+                             direct, atol=1e-6)
+  with open(path, "rb") as f:                      # ... and the program is stored again.
+    assert f.read() != damaged and os.listdir(folder) == [stored]
+  dof._STORED_RENDERS.clear()
+  dof.render_disparity(image, s, **kw, programs=folder)
+  assert dof.render_trace_count() == traces

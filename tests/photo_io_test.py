@@ -1,6 +1,8 @@
 """Depth files in their units and formats, the EXIF lens, tap-on-hole focus (dofjax.photo_io and
 the render CLI). Tiny photos, rendered with render_test.py's layer plan."""
 
+import zlib
+
 import cv2
 import numpy as np
 import pytest
@@ -80,6 +82,25 @@ def test_exif_focal_length_is_the_default_lens_and_flags_override(tmp_path, caps
   Image.fromarray(rgb).save(path)                 # No EXIF: the assumption is said.
   assert render.main(["render", path, f"--depth={depth}", f"--output={out}", *SMALL]) == 0
   assert "lens: 50 mm on a 36 mm wide sensor (assumed" in capsys.readouterr().out
+
+
+def test_png_exif_is_found_before_or_after_the_image_data(tmp_path):
+  rgb = (np.random.default_rng(0).random((H, W, 3)) * 255).astype(np.uint8)
+  exif = Image.Exif()
+  exif[0x8769] = {0xA405: 28}   # FocalLengthIn35mmFilm.
+  before, plain = str(tmp_path / "before.png"), str(tmp_path / "plain.png")
+  Image.fromarray(rgb).save(before, exif=exif)
+  Image.fromarray(rgb).save(plain)
+  with open(plain, "rb") as f:
+    data = f.read()
+  payload = exif.tobytes()[6:]  # An eXIf chunk after IDAT, just before IEND, as some tools write.
+  chunk = (len(payload).to_bytes(4, "big") + b"eXIf" + payload
+           + zlib.crc32(b"eXIf" + payload).to_bytes(4, "big"))
+  after = str(tmp_path / "after.png")
+  with open(after, "wb") as f:
+    f.write(data[:-12] + chunk + data[-12:])
+  assert photo_io.exif_lens(before)[0] == 28.0 and photo_io.exif_lens(after)[0] == 28.0
+  assert photo_io.exif_lens(plain) is None
 
 
 def test_tap_on_a_hole_focuses_on_the_completed_depth_and_says_so(tmp_path, capsys):

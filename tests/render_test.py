@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
+from dofjax import compile_cache
 from dofjax import depth_completion
 from dofjax import dof
 from dofjax import errors
@@ -150,28 +151,64 @@ def test_bad_output_fails_before_anything_is_read_or_compiled(files, output, mes
   assert dof.render_trace_count() == traces and not os.path.exists(files["out"])
 
 
-@pytest.mark.slow  # Two CLI processes, each importing JAX and rendering.
+@pytest.mark.slow  # Three CLI processes, each importing JAX.
 def test_a_second_cli_process_finds_the_compiled_render(files, tmp_path):
   # The default place: the user's cache folder ($XDG_CACHE_HOME), dofjax/xla.
   cache = tmp_path / "cache" / "dofjax" / "xla"
-  env = {"JAX_COMPILATION_CACHE_DIR": None, "XDG_CACHE_HOME": str(tmp_path / "cache"),
-         "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}   # Tiny programs compile fast.
-  args = [files["photo"], f"--depth={files['depth']}", "--focus_px=32,32", "--num_layers=5"]
-  first = _run("dofjax.render", *args, "--blur_scale_px=27", f"--output={files['out']}", env=env)
+  programs = cache / compile_cache.PROGRAMS_SUBFOLDER
+  env = {"JAX_COMPILATION_CACHE_DIR": None, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+  args = [files["photo"], f"--depth={files['depth']}", "--num_layers=5"]
+  first = _run("dofjax.render", *args, "--focus_px=32,32", "--blur_scale_px=27",
+               f"--output={files['out']}", env=env)
   assert first.returncode == 0, first.stderr
-  entries = sorted(os.listdir(cache))
-  assert entries, "the CLI wrote nothing to the compilation cache"
-  # Another blur with the same plan (16 px): the second process only reads the cache.
-  second = _run("dofjax.render", *args, "--blur_scale_px=24", "--aperture_rotation_deg=10",
-                f"--output={tmp_path / 'b.png'}", env=env)
+  # The compiled render and the completed depth (the depth has holes) are stored whole ...
+  stored = sorted(os.listdir(programs))
+  assert [n.split("-")[0] for n in stored] == ["depth", "render"]
+  # ... so a later process with another focus, blur and rotation in the same plan (16 px) loads
+  # both: it traces nothing, fills no hole and stores nothing new.
+  second = _run_python(
+      "import sys; from dofjax import depth_completion, dof, render\n"
+      "depth_completion.colourise = None  # The stored completion must be read back.\n"
+      "render.main(sys.argv)\nprint('traces', dof.render_trace_count())",
+      *args, "--focus_px=70,40", "--blur_scale_px=24", "--aperture_rotation_deg=10",
+      f"--output={tmp_path / 'b.png'}", env=env)
   assert second.returncode == 0, second.stderr
   assert "max blur radius 16 px" in first.stdout and "max blur radius 16 px" in second.stdout
-  assert sorted(os.listdir(cache)) == entries
-  # DOFJAX_COMPILATION_CACHE=0 turns it off.
+  assert "traces 0" in second.stdout
+  assert sorted(os.listdir(cache)) == [compile_cache.PROGRAMS_SUBFOLDER]
+  assert sorted(os.listdir(programs)) == stored
+  # DOFJAX_COMPILATION_CACHE=0 turns it all off.
   off = _run("dofjax.render", *args, f"--output={tmp_path / 'c.png'}",
              env=dict(env, XDG_CACHE_HOME=str(tmp_path / "off"), DOFJAX_COMPILATION_CACHE="0"))
   assert off.returncode == 0, off.stderr
   assert not os.path.exists(tmp_path / "off")
+
+
+def test_completed_depth_is_stored_per_photo_and_depth_content(tmp_path, monkeypatch):
+  rng = np.random.default_rng(3)
+  image = rng.random((H, W, 3)).astype(np.float32)
+  depth = np.full((H, W), 2.0, np.float32)
+  depth[10:20, 30:40] = 0.0                                # A hole: completion is needed.
+  folder = str(tmp_path / "programs")
+  direct = depth_completion.complete_depth(image, depth)
+  first = render.complete_depth_stored(image, depth, folder)
+  assert len(os.listdir(folder)) == 1
+  calls = []
+  real = depth_completion.complete_depth
+  monkeypatch.setattr(depth_completion, "complete_depth",
+                      lambda *a, **k: calls.append(1) or real(*a, **k))
+  again = render.complete_depth_stored(image, depth, folder)   # Read back: not completed.
+  assert not calls
+  for got in (first, again):
+    np.testing.assert_array_equal(got[0], direct[0])
+    np.testing.assert_array_equal(got[1], direct[1])
+  other = depth.copy()
+  other[0, 0] = 3.0                                        # Other content: completed afresh.
+  np.testing.assert_array_equal(render.complete_depth_stored(image, other, folder)[0],
+                                real(image, other)[0])
+  assert len(calls) == 1 and len(os.listdir(folder)) == 2
+  render.complete_depth_stored(image, np.full((H, W), 2.0, np.float32), folder)
+  assert len(os.listdir(folder)) == 2                      # No holes: nothing to store.
 
 
 def test_png_is_written_without_an_opencv_warning(tmp_path, capfd):
@@ -235,11 +272,18 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def _run(module, *args, env=None):
   """Runs `python -m module ARGS` from the repository root (env: variables to set, None to
   unset); returns the CompletedProcess."""
+  return _run_python("-m", module, *args, env=env)
+
+
+def _run_python(*args, env=None):
+  """Runs `python ARGS` (e.g. -m MODULE ..., or -c CODE ...; a first argument not starting with
+  '-' is code for -c) from the repository root, as `_run`; returns the CompletedProcess."""
   env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
              **(env or {}))
   env = {k: v for k, v in env.items() if v is not None}
   env.pop("JAX_NUM_CPU_DEVICES", None)
-  return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, env=env,
+  args = args if args[0].startswith("-") else ("-c", *args)
+  return subprocess.run([sys.executable, *args], cwd=ROOT, env=env,
                         capture_output=True, text=True, timeout=600)
 
 
