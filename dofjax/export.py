@@ -264,8 +264,8 @@ def parity_frames(height, width, *, motorcycle=True):
     image, depth_m = real_frames.load_motorcycle()
     image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
     depth_m = depth_lib.resize_in_disparity(depth_m, height, width)
-    from dofjax import render  # pylint: disable=g-import-not-at-top
-    frames.append(("Motorcycle", _to_uint8(image), render.fill_invalid(depth_m)))
+    from dofjax import depth_completion  # pylint: disable=g-import-not-at-top
+    frames.append(("Motorcycle", _to_uint8(image), depth_completion.fill_farther(depth_m)))
   return frames
 
 

@@ -30,8 +30,6 @@ from dofjax import photo_io
 
 DEFAULT_FOCAL_LENGTH_MM = 50.0
 DEFAULT_SENSOR_WIDTH_MM = 36.0
-# The farther-neighbour fill, for callers of its old name (`depth_completion.fill_farther`).
-fill_invalid = depth_completion.fill_farther
 
 
 def _parse(argv):

@@ -99,7 +99,7 @@ def test_holes_at_a_depth_edge_take_the_far_depth():
   assert set(np.unique(filled)) == {1.0, 4.0}       # No in-between depths anywhere.
 
 
-def test_fill_invalid_without_valid_pixels_is_a_user_error():
+def test_fill_farther_without_valid_pixels_is_a_user_error():
   with pytest.raises(errors.UserError, match="no valid pixels"):
     depth_completion.fill_farther(np.zeros((4, 4), np.float32))
 

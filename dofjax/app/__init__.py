@@ -188,7 +188,7 @@ def render_preview(image_small, depth_small, depth_m, settings):
   focus = render.focus_from_pixel(depth_m, settings.x, settings.y)
   width = image_small.shape[1]
   largest = float(np.max(dof.coc_radius_px(
-      render.fill_invalid(depth_small), focus_distance_m=focus, f_number=settings.f_number,
+      depth_completion.fill_farther(depth_small), focus_distance_m=focus, f_number=settings.f_number,
       focal_length_mm=settings.focal_length_mm, image_width_px=width)))
   max_radius = dof.plan_max_radius(largest)
   out, info = render.render_photo(image_small, depth_small, focus_m=focus, max_radius=max_radius,
