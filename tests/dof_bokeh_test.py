@@ -160,6 +160,9 @@ def test_recovery_off_is_bit_identical_to_the_renderer_without_it():
   assert result.returncode == 0, result.stderr[-3000:]
 
 
+# Slow (11-22 s of compiling the renderer's gradient); dof_test checks the round-aperture
+# gradient against finite differences in the fast suite.
+@pytest.mark.slow
 def test_gradients_through_recovery_match_finite_differences():
   rng = np.random.default_rng(7)
   image = rng.uniform(0.1, 0.5, (H, W, 3)).astype(np.float32)
@@ -237,6 +240,9 @@ def test_polygonal_bokeh_keeps_the_energy_of_a_point_light(method):
   assert (a & b).sum() / (a | b).sum() >= 0.97
 
 
+# Slow (11-22 s of compiling the renderer's gradient); dof_test checks the round-aperture
+# gradient against finite differences in the fast suite.
+@pytest.mark.slow
 def test_gradients_through_polygon_kernels_match_finite_differences():
   rng = np.random.default_rng(8)
   image = jnp.asarray(rng.random((H, W, 3)).astype(np.float32))
