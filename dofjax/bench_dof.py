@@ -8,10 +8,10 @@ with the process's peak resident memory.
 Quality (`--quality`): against the exact thin-lens ground truth of the synthetic scenes
 (`tfds_diml.scenes.render_thin_lens`), three renderers from the pinhole photo and its true depth:
 the layered renderer (`dof.render_disparity`, max radius = the scene's largest CoC rounded up,
-or with `--plan_buckets` its `dof.plan_max_radius` bucket as the CLI and the app use), a classical
-scatter renderer (`scatter_render`, the classical stage of BokehMe) and a naive Gaussian baseline.
-Columns: PSNR / SSIM over the whole frame (`dofjax.metrics`, as evaluation computes them), PSNR
-in the depth-edge band (`depth_edge_band`) and, on rooms with lights brighter than white
+or with `--plan_buckets` its `render_plan.plan_max_radius` bucket as the CLI and the app use), a
+classical scatter renderer (`scatter_render`, the classical stage of BokehMe) and a naive Gaussian
+baseline. Columns: PSNR / SSIM over the whole frame (`dofjax.metrics`, as evaluation computes them),
+PSNR in the depth-edge band (`depth_edge_band`) and, on rooms with lights brighter than white
 (`scenes.random_hdr_scene`, truth clipped once after the aperture average), PSNR on the highlight
 pixels (`highlight_band`), with the layered render with and without highlight recovery. On the
 rooms without lights, the "holes" columns render the layered renderer from the true depth with
@@ -40,6 +40,7 @@ from dofjax import depth_completion
 from dofjax import dof
 from dofjax import errors
 from dofjax import metrics
+from dofjax import render_plan
 
 
 def _parse(argv):
@@ -50,9 +51,9 @@ def _parse(argv):
                  help="Also time a photo of this many megapixels (4:3); 0 skips it.")
   p.add_argument("--large_max_radius", type=float, default=128.0,
                  help="Largest blur radius (px) of the large photo; its layer plan spans it.")
-  p.add_argument("--num_layers", type=int, default=dof.DEFAULT_NUM_LAYERS)
-  p.add_argument("--max_radius", type=float, default=dof.DEFAULT_MAX_RADIUS)
-  p.add_argument("--method", default=dof.DEFAULT_METHOD, choices=dof.METHODS)
+  p.add_argument("--num_layers", type=int, default=render_plan.DEFAULT_NUM_LAYERS)
+  p.add_argument("--max_radius", type=float, default=render_plan.DEFAULT_MAX_RADIUS)
+  p.add_argument("--method", default=render_plan.DEFAULT_METHOD, choices=render_plan.METHODS)
   p.add_argument("--repeats", type=int, default=5)
   p.add_argument("--quality", action="store_true",
                  help="Measure PSNR/SSIM against thin-lens ground truth instead of speed.")
@@ -61,8 +62,9 @@ def _parse(argv):
   p.add_argument("--quality_width", type=int, default=256)
   p.add_argument("--num_samples", type=int, default=64, help="Thin-lens aperture samples.")
   p.add_argument("--plan_buckets", action="store_true",
-                 help="--quality: the layered render's plan spans dof.plan_max_radius of the "
-                 "largest blur (as the CLI and the app) instead of that blur rounded up.")
+                 help="--quality: the layered render's plan spans "
+                 "render_plan.plan_max_radius of the largest blur (as the CLI and the app) instead "
+                 "of that blur rounded up.")
   p.add_argument("--user", action="store_true",
                  help="Time what users feel instead (dofjax.bench_user): CLI calls with a cold "
                  "and a warm compilation cache, app previews, programs in an app session.")
@@ -333,7 +335,7 @@ def _renders(rgb, depth, focus, k, args, hdr):
   radius = dof.coc_radius_from_disparity(disparity, 1.0 / focus, k)
   layered = lambda **kw: np.asarray(dof.render_disparity(
       rgb, disparity, focus_disparity=1.0 / focus, blur_scale_px=k, num_layers=args.num_layers,
-      max_radius=(dof.plan_max_radius(radius.max()) if args.plan_buckets
+      max_radius=(render_plan.plan_max_radius(radius.max()) if args.plan_buckets
                   else float(max(math.ceil(radius.max()), 1))), method=args.method, **kw))
   out = {"layered": layered()}
   if hdr:

@@ -546,12 +546,13 @@ def _dof_render(image01, depth_m, focus_m, lens, max_radius):
   `dof.render_for_preview`, or with the thin-lens ground truth's lens (and the split's largest
   blur radius max_radius, px) when `lens` (see `load_test_images`) is given."""
   from dofjax import dof
+  from dofjax import render_plan
   if lens is None:
     out = dof.render_for_preview(image01, depth_m, focus=focus_m)
   else:
     out = dof.render_for_preview(image01, depth_m, focus=1.0 / lens[1], blur_scale_px=lens[2],
                                  max_radius=float(max_radius),
-                                 num_layers=dof.DEFAULT_NUM_LAYERS)
+                                 num_layers=render_plan.DEFAULT_NUM_LAYERS)
   return np.asarray(out, np.float32)
 
 

@@ -13,7 +13,9 @@ for the 17-layer renderer). So the photo CLI keeps whole compiled programs inste
 (`stored_arrays`) in files under `<folder>/dofjax-programs` (`program_folder`), keyed on
 everything they depend on; a later process loads them instead of tracing. A missing, unreadable,
 corrupt or other-version file is a miss: the program is compiled (or the result computed) again
-and the file rewritten. Files are written atomically.
+and the file rewritten. Files are written atomically. The folder is kept under
+$DOFJAX_PROGRAMS_MAX_MB (default 2048) megabytes: storing a file removes the least recently used
+ones beyond that (`_evict`).
 """
 
 import contextlib
@@ -27,6 +29,8 @@ PROGRAMS_SUBFOLDER = "dofjax-programs"
 _XLA_CACHE_HIT_EVENT = "/jax/compilation_cache/cache_hits"   # jax.monitoring's event name.
 _MAGIC = b"dofjax-stored-v1\n"   # A stored file: magic, sha256 of key + data, key, data.
 _OFF_VALUES = ("0", "off", "false", "no")
+MAX_MB_VARIABLE = "DOFJAX_PROGRAMS_MAX_MB"
+DEFAULT_MAX_MB = 2048
 
 
 def cache_folder():
@@ -56,8 +60,12 @@ def enable(xla_cache=True):
 
 def program_folder(folder):
   """The folder of stored programs and arrays (str) inside the cache folder `folder` (str, from
-  `enable`), or None when `folder` is None (the cache is off)."""
-  return None if folder is None else os.path.join(folder, PROGRAMS_SUBFOLDER)
+  `enable`), or None when `folder` is None (the cache is off). UserError when its size bound
+  ($DOFJAX_PROGRAMS_MAX_MB) is not a size: said before anything is compiled."""
+  if folder is None:
+    return None
+  max_folder_bytes()
+  return os.path.join(folder, PROGRAMS_SUBFOLDER)
 
 
 def environment_key():
@@ -104,6 +112,7 @@ def _read(folder, name, key):
   try:
     with open(path, "rb") as f:
       blob = f.read()
+    os.utime(path)      # Recently used: the last to be evicted.
   except OSError:
     return None
   head = len(_MAGIC) + 32
@@ -132,7 +141,46 @@ def _write(folder, name, key, data):
     with contextlib.suppress(OSError):
       os.remove(tmp)
     return False
+  _evict(folder, keep=path)
   return True
+
+
+def max_folder_bytes():
+  """The program folder's size bound in bytes, from $DOFJAX_PROGRAMS_MAX_MB (default
+  DEFAULT_MAX_MB); UserError unless it is a number >= 0."""
+  from dofjax import errors  # pylint: disable=g-import-not-at-top
+  text = os.environ.get(MAX_MB_VARIABLE, "").strip()
+  try:
+    megabytes = float(text) if text else DEFAULT_MAX_MB
+  except ValueError:
+    megabytes = -1.0
+  if not megabytes >= 0:
+    raise errors.UserError(f"{MAX_MB_VARIABLE}={text!r}: it must be a size in megabytes >= 0 "
+                           f"(default {DEFAULT_MAX_MB}).")
+  return int(megabytes * 2**20)
+
+
+def _evict(folder, keep):
+  """Removes the least recently used stored files (by modification time, which a read updates)
+  from `folder` until the files total at most `max_folder_bytes()`; never `keep` (the path just
+  written). Files other processes remove meanwhile are skipped."""
+  entries = []
+  with os.scandir(folder) as it:
+    for entry in it:
+      if entry.name.endswith(".bin") and entry.path != keep:
+        with contextlib.suppress(OSError):
+          stat = entry.stat()
+          entries.append((stat.st_mtime, stat.st_size, entry.path))
+  total = sum(size for _, size, _ in entries)
+  with contextlib.suppress(OSError):
+    total += os.path.getsize(keep)
+  limit = max_folder_bytes()
+  for _, size, path in sorted(entries):
+    if total <= limit:
+      break
+    with contextlib.suppress(OSError):
+      os.remove(path)
+    total -= size
 
 
 def stored_program(folder, name, key, compile_fn, in_tree, out_tree):

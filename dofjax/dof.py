@@ -48,7 +48,8 @@ surface split between neighbouring layers hide everything behind it; multiplicat
 leave a gap of w (1 - w) for the fill behind to show through), each layer at the coarsest
 resolution the layers nearer than it allow, and finally divided by the accumulated coverage. A
 layer that no pixel falls on is skipped (built, filled and blurred only under a lax.cond on its
-occupancy), so a layer plan wider than the photo's own blurs costs little.
+occupancy), so a layer plan wider than the photo's own blurs costs little. The plan
+(layer count, radii, buckets) is `dofjax.render_plan`.
 
 Kernel methods: 'fft' (every layer at full resolution; cost independent of the radius),
 'pyramid' (the default: a layer of radius r >= 16 px is blurred with an FFT at 1/f resolution,
@@ -71,12 +72,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-DEFAULT_NUM_LAYERS = 17
-DEFAULT_MAX_RADIUS = 32.0
-DEFAULT_METHOD = "pyramid"
-LAYER_SPACING = 1.75        # Layer radii grow as |t|^1.75 away from focus (`layer_radii`).
-PLAN_MIN_RADIUS = 8.0       # The smallest bucket of `plan_max_radius` (px).
-METHODS = ("pyramid", "fft", "direct")
+from dofjax import render_plan
+
 COVERAGE_EPS = 1e-3
 _MIN_LOWRES_RADIUS = 4.0    # The fill's downsampled disc keeps at least this radius.
 _HALF_RES_RADIUS = 16.0     # 'pyramid': blur at 1/2 resolution from this radius on ...
@@ -256,38 +253,6 @@ def recover_highlights(image01, *, gain, threshold=PHOTO_HIGHLIGHT_THRESHOLD,
   return lin * boost[..., None]
 
 
-# ----------------------------------------------------------------------------- layer plan
-
-def layer_radii(num_layers=DEFAULT_NUM_LAYERS, max_radius=DEFAULT_MAX_RADIUS):
-  """Signed blur radii (px) of the layers, far to near: max_radius sign(t) |t|^LAYER_SPACING,
-  t = k / M, k = -M..M (M = (num_layers - 1) // 2). One layer sits on the focal plane, and the
-  layers are spaced finer near it, where a layer step is most visible."""
-  _check_layers(num_layers, max_radius)
-  m = (num_layers - 1) // 2
-  t = np.arange(-m, m + 1, dtype=np.float64) / m
-  return np.sign(t) * np.abs(t) ** LAYER_SPACING * float(max_radius)
-
-
-def plan_max_radius(largest_px):
-  """The layer plan's largest radius (px) for a photo whose largest blur is `largest_px`: the
-  smallest of 8, 12, 16, 24, 32, 48, ... (2^k and 1.5 * 2^k from PLAN_MIN_RADIUS on) that is >=
-  it.
-
-  The plan (`layer_radii`) is static in the compiled render, so callers that follow each photo's
-  own blur (the CLI, the app) bucket it: a photo size then has one program for all blurs up to
-  8 px and at most two more per octave beyond, per aperture shape and highlight setting, instead
-  of one per pixel of radius. Above 8 px the layers reach up to 1.5x farther than needed (their
-  steps up to 1.5x larger); below, the steps near focus stay under a pixel and the layers that no
-  pixel falls on are skipped.
-  """
-  largest = max(float(largest_px), PLAN_MIN_RADIUS)
-  octave = 2.0 ** math.floor(math.log2(largest))
-  for bucket in (octave, 1.5 * octave, 2.0 * octave):
-    if bucket >= largest:
-      return bucket
-  raise AssertionError(largest)   # 2 * octave > largest always.
-
-
 def render_trace_count():
   """How many times the compiled render has been traced in this process: one per distinct
   program (photo size, layer plan, method, aperture blades, highlights on/off), each a compile
@@ -296,14 +261,6 @@ def render_trace_count():
 
 
 _RENDER_TRACES = [0]
-
-
-def _check_layers(num_layers, max_radius):
-  if int(num_layers) != num_layers or num_layers < 3 or num_layers % 2 == 0:
-    raise ValueError(f"num_layers must be an odd integer >= 3 (one layer on the focal plane and "
-                     f"as many on each side); got {num_layers}.")
-  if not float(max_radius) > 0:
-    raise ValueError(f"max_radius must be > 0 pixels; got {max_radius}.")
 
 
 def _layer_factor(radius, method):
@@ -785,8 +742,9 @@ def _add_behind(layers, near):
 
 
 def render_disparity(image, disparity, *, focus_disparity, blur_scale_px,
-                     num_layers=DEFAULT_NUM_LAYERS, max_radius=DEFAULT_MAX_RADIUS,
-                     method=DEFAULT_METHOD, aperture_blades=0, aperture_rotation_deg=0.0,
+                     num_layers=render_plan.DEFAULT_NUM_LAYERS,
+                     max_radius=render_plan.DEFAULT_MAX_RADIUS, method=render_plan.DEFAULT_METHOD,
+                     aperture_blades=0, aperture_rotation_deg=0.0,
                      highlight_gain=0.0, highlight_threshold=PHOTO_HIGHLIGHT_THRESHOLD,
                      programs=None):
   """Shallow depth of field from disparity and a blur scale (the disparity form).
@@ -818,17 +776,17 @@ def render_disparity(image, disparity, *, focus_disparity, blur_scale_px,
         lambda: np.abs(np.asarray(blur_scale_px, np.float64)[..., None, None]
                        * (np.asarray(disparity, np.float64)
                           - np.asarray(focus_disparity, np.float64)[..., None, None])))
-  _check_layers(num_layers, max_radius)
+  render_plan.check_layers(num_layers, max_radius)
   _check_aperture(aperture_blades)
-  if method not in METHODS:
-    raise ValueError(f"method must be one of {METHODS}; got {method!r}.")
+  if method not in render_plan.METHODS:
+    raise ValueError(f"method must be one of {render_plan.METHODS}; got {method!r}.")
   highlights = _highlights_on(highlight_gain, highlight_threshold)
   image = jnp.asarray(image, jnp.float32)
   disparity = jnp.asarray(disparity, jnp.float32)
   if image.shape[-1] != 3 or image.shape[:-1] != disparity.shape or image.ndim not in (3, 4):
     raise ValueError(f"image must be (H, W, 3) or (N, H, W, 3) and disparity (H, W) or "
                      f"(N, H, W) of the same size; got {image.shape} and {disparity.shape}.")
-  radii = tuple(float(r) for r in layer_radii(num_layers, max_radius))
+  radii = tuple(float(r) for r in render_plan.layer_radii(num_layers, max_radius))
   if image.ndim == 3:
     d_f = jnp.asarray(focus_disparity, jnp.float32)
     k = jnp.asarray(blur_scale_px, jnp.float32)
@@ -915,20 +873,21 @@ def _stored_render(folder, args, kwargs, static):
   return _STORED_RENDERS[(folder, key)]
 
 
-def compile_render(height, width, *, num_layers=DEFAULT_NUM_LAYERS, max_radius=DEFAULT_MAX_RADIUS,
-                   method=DEFAULT_METHOD, aperture_blades=0, highlights=False):
+def compile_render(height, width, *, num_layers=render_plan.DEFAULT_NUM_LAYERS,
+                   max_radius=render_plan.DEFAULT_MAX_RADIUS, method=render_plan.DEFAULT_METHOD,
+                   aperture_blades=0, highlights=False):
   """Compiles, without running it, the program `render_disparity` uses for one (height, width)
   image with these static settings (highlights: a gain > 0 or not), so a later render with them
   finds it compiled (and the persistent cache holds it, when on). Safe to call from a background
   thread while other renders run. Returns None."""
-  _check_layers(num_layers, max_radius)
+  render_plan.check_layers(num_layers, max_radius)
   _check_aperture(aperture_blades)
   scalar = jax.ShapeDtypeStruct((), jnp.float32)
   _render_jit.lower(
       jax.ShapeDtypeStruct((height, width, 3), jnp.float32),
       jax.ShapeDtypeStruct((height, width), jnp.float32), scalar, scalar,
-      radii=tuple(float(r) for r in layer_radii(num_layers, max_radius)), method=method,
-      blades=int(aperture_blades), highlights=bool(highlights), rotation_deg=scalar,
+      radii=tuple(float(r) for r in render_plan.layer_radii(num_layers, max_radius)),
+      method=method, blades=int(aperture_blades), highlights=bool(highlights), rotation_deg=scalar,
       highlight_gain=scalar, highlight_threshold=scalar).compile()
 
 
@@ -957,8 +916,8 @@ def largest_coc_radius_px(depth_m, *, focus_distance_m, f_number, focal_length_m
 
 
 def render(image, depth, *, focus_distance, f_number, focal_length_mm=50.0,
-           sensor_width_mm=36.0, num_layers=DEFAULT_NUM_LAYERS, max_radius=None,
-           method=DEFAULT_METHOD, aperture_blades=0, aperture_rotation_deg=0.0,
+           sensor_width_mm=36.0, num_layers=render_plan.DEFAULT_NUM_LAYERS, max_radius=None,
+           method=render_plan.DEFAULT_METHOD, aperture_blades=0, aperture_rotation_deg=0.0,
            highlight_gain=0.0, highlight_threshold=PHOTO_HIGHLIGHT_THRESHOLD):
   """Shallow depth of field from depth in metres and thin-lens settings.
 
@@ -1026,7 +985,7 @@ def focus_disparity_from_depth(depth_m, focus="median"):
 
 
 def render_for_preview(image01, depth_m, *, focus="median", blur_scale_px=None, max_radius=None,
-                       num_layers=9, method=DEFAULT_METHOD, aperture_blades=0,
+                       num_layers=9, method=render_plan.DEFAULT_METHOD, aperture_blades=0,
                        aperture_rotation_deg=0.0, highlight_gain=0.0,
                        highlight_threshold=PHOTO_HIGHLIGHT_THRESHOLD):
   """Sample renders for small images, e.g. the end-of-training renders in W/samples/.

@@ -19,9 +19,11 @@ Depth is in metres, 0 = invalid (docs/design.md).
 import os
 
 import numpy as np
+from PIL import Image
 
 from dofjax import depth_completion
 from dofjax import errors
+from dofjax import real_frames
 
 MIN_MEDIAN_M = 0.05           # A depth map whose valid median is outside [0.05 m, 1000 m] is ...
 MAX_MEDIAN_M = 1000.0         # ... in another unit than the one stated.
@@ -51,7 +53,6 @@ def read_depth_file(path, *, scale=None, disparity=False, option="--depth_scale"
     raw = _read_npy(path)
     depth, raw_valid = _to_metres(raw, scale, disparity), raw[np.isfinite(raw) & (raw > 0)]
   else:
-    from dofjax import real_frames  # pylint: disable=g-import-not-at-top
     raw = real_frames.read_depth_png(path)
     # Every uint16 value converted once, then looked up: the same numbers, one pass at 12 MP.
     depth = _to_metres(np.arange(1 << 16, dtype=np.float64), scale, disparity)[raw]
@@ -117,10 +118,10 @@ def check_depth_units(depth_m, raw_valid, *, path, scale, disparity, option):
 
 def exif_lens(path):
   """The lens of a photo from its EXIF: (focal_length_mm on a FULL_FRAME_WIDTH_MM sensor, source
-  text) from FocalLengthIn35mmFilm, or None when the photo has none (or no EXIF)."""
-  from PIL import Image  # pylint: disable=g-import-not-at-top
+  text) from FocalLengthIn35mmFilm, or None when the photo has none (or no EXIF). A HEIC photo
+  needs pillow-heif (UserError without it, as `read_heic`)."""
   try:
-    with Image.open(path) as im:
+    with (_open_heic(path) if is_heic(path) else Image.open(path)) as im:
       if im.format == "PNG" and "exif" not in im.info and not _png_has_exif(path):
         return None     # Else PIL would decode the whole image looking for an eXIf chunk.
       exif = im.getexif()

@@ -17,16 +17,18 @@ aperture.
 """
 
 import argparse
+import importlib
 import os
 import sys
+import threading
 
 import numpy as np
 
 from dofjax import depth as depth_lib
 from dofjax import depth_completion
-from dofjax import dof
 from dofjax import errors
 from dofjax import photo_io
+from dofjax import render_plan
 
 DEFAULT_FOCAL_LENGTH_MM = 50.0
 DEFAULT_SENSOR_WIDTH_MM = 36.0
@@ -70,12 +72,20 @@ def _parse(argv):
                  "discs (default).")
   p.add_argument("--nohighlights", dest="highlights", action="store_false",
                  help="Blur the photo's values as they are (clipped lights stay dim).")
-  p.add_argument("--num_layers", type=int, default=dof.DEFAULT_NUM_LAYERS)
-  p.add_argument("--method", default=dof.DEFAULT_METHOD, choices=dof.METHODS)
+  p.add_argument("--num_layers", type=int, default=render_plan.DEFAULT_NUM_LAYERS)
+  p.add_argument("--method", default=render_plan.DEFAULT_METHOD, choices=render_plan.METHODS)
   p.add_argument("--output", required=True, help="Output photo (.png or .jpg).")
   p.add_argument("--depth_vis", help="Also write the completed depth map as a colour image "
                  "(near = bright; filled pixels striped).")
   return p.parse_args(argv[1:])
+
+
+def import_in_background(module):
+  """Starts importing `module` (a name) on a daemon thread and returns at once: the CLIs read
+  their inputs meanwhile (JAX takes over a second to import), and their own `import` of it
+  later waits for this one to finish. An import error surfaces there."""
+  threading.Thread(target=importlib.import_module, args=(module,), daemon=True,
+                   name=f"import {module}").start()
 
 
 def read_image(path):
@@ -89,9 +99,11 @@ def read_image(path):
   if img is None or img.ndim != 3:
     raise errors.UserError(f"cannot read the photo {path!r}: not a JPEG or PNG image.")
   bits = 16 if img.dtype == np.uint16 else 8
-  scale = 65535.0 if bits == 16 else 255.0
-  # Every stored value converted once, then looked up (BGR -> RGB): one pass at 12 MP.
-  return (np.arange(1 << bits, dtype=np.float32) / scale)[img[..., ::-1]], bits
+  # One pass (BGR -> RGB, to float, scaled) into one new array: at 12 MP every extra full-size
+  # array costs a tenth of a second in a fresh process, most of it the memory's first touch.
+  out = np.empty(img.shape, np.float32)
+  np.divide(img[..., ::-1], np.float32(65535.0 if bits == 16 else 255.0), out=out)
+  return out, bits
 
 
 def read_depth_mm(path):
@@ -160,15 +172,26 @@ def check_output(path, flag="--output"):
   return ext
 
 
+def to_stored(rgb01, bits=8, rows=256):
+  """HxWx3 float RGB (clipped to [0, 1]) -> HxWx3 BGR uint8 (bits 8) or uint16 (bits 16), as
+  OpenCV writes it: round(v * (2^bits - 1)). Converted `rows` rows at a time, so no full-size
+  float copy is made (at 12 MP one would be 144 MB)."""
+  rgb01 = np.asarray(rgb01)
+  top = 65535.0 if bits == 16 else 255.0
+  out = np.empty(rgb01.shape, np.uint16 if bits == 16 else np.uint8)
+  for r in range(0, rgb01.shape[0], rows):
+    block = np.clip(rgb01[r:r + rows, :, ::-1], 0.0, 1.0)
+    block *= top
+    block += 0.5
+    out[r:r + rows] = block
+  return out
+
+
 def write_image(path, rgb01, bits=8):
   """Writes HxWx3 float [0, 1] RGB as PNG (8 or 16 bit) or JPEG (8 bit, quality 95)."""
   import cv2
   ext = check_output(path, "output")
-  sixteen = bits == 16 and ext == ".png"
-  data = np.clip(np.asarray(rgb01)[..., ::-1], 0.0, 1.0)   # RGB -> OpenCV's BGR, float.
-  data *= 65535.0 if sixteen else 255.0     # In place: a copy of 12 MP floats is 144 MB.
-  data += 0.5
-  data = data.astype(np.uint16 if sixteen else np.uint8)
+  data = to_stored(rgb01, 16 if bits == 16 and ext == ".png" else 8)
   params = [cv2.IMWRITE_JPEG_QUALITY, 95] if ext in (".jpg", ".jpeg") else []
   if not cv2.imwrite(path, data, params):
     raise errors.UserError(f"cannot write {path!r}.")
@@ -204,7 +227,7 @@ def predict_depth(workdir, image01):
 
 def render_photo(image, depth_m, *, focus_m, f_number=1.8, focal_length_mm=DEFAULT_FOCAL_LENGTH_MM,
                  sensor_width_mm=DEFAULT_SENSOR_WIDTH_MM, blur_scale_px=None, max_radius=None,
-                 num_layers=dof.DEFAULT_NUM_LAYERS, method=dof.DEFAULT_METHOD,
+                 num_layers=render_plan.DEFAULT_NUM_LAYERS, method=render_plan.DEFAULT_METHOD,
                  aperture_blades=0, aperture_rotation_deg=0.0, highlights=True, programs=None):
   """Photo + depth + focus + lens -> shallow depth of field.
 
@@ -228,6 +251,7 @@ def render_photo(image, depth_m, *, focus_m, f_number=1.8, focal_length_mm=DEFAU
     (render (H, W, 3) float32 numpy sRGB in [0, 1], info): info = dict(blur_scale_px=K in px*m,
     max_radius=px, note=None or one line saying that max_radius clips the blur).
   """
+  from dofjax import dof  # pylint: disable=g-import-not-at-top  (JAX: the CLI reads inputs first)
   w = image.shape[1]
   dense = depth_completion.complete_depth(image, depth_m)[0]
   if blur_scale_px is not None:
@@ -277,10 +301,10 @@ def _validate(args):
 
 def max_blur_radius(largest_px, requested=None):
   """Layer plan's largest radius (px): the photo's largest CoC `largest_px` rounded up to a plan
-  bucket (`dof.plan_max_radius`: 8, 12, 16, 24, 32, ... px, so other settings mostly reuse a
+  bucket (`render_plan.plan_max_radius`: 8, 12, 16, 24, 32, ... px, so other settings mostly reuse a
   compiled program), or `requested`; returns (radius, note): the note is one line when
   `requested` clips the blur, else None."""
-  largest = dof.plan_max_radius(largest_px)
+  largest = render_plan.plan_max_radius(largest_px)
   if requested is None:
     return largest, None
   note = None
@@ -309,18 +333,18 @@ def main(argv=None):
   check_output(args.output)
   if args.depth_vis:
     check_output(args.depth_vis, "--depth_vis")
-  from dofjax import compile_cache  # Before the first compile: reuses other runs' programs.
-  # The render is kept whole in the program folder; JAX's cache is for the predictor (--workdir).
-  folder = compile_cache.enable(xla_cache=args.workdir is not None)
-  programs = None if args.workdir else compile_cache.program_folder(folder)
+  focal_length_mm, sensor_width_mm, lens_source = lens_for(
+      args.image, args.focal_length_mm, args.sensor_width_mm)
+  # JAX loads while the photo and the depth are decoded (the first use of it below waits for it).
+  # Its import holds the GIL for long stretches, so only work that releases it (OpenCV's decoding,
+  # NumPy's loops) runs meanwhile: the EXIF lens is read before.
+  import_in_background("dofjax.inference" if args.workdir else "dofjax.dof")
   own_depth = None
   if photo_io.is_heic(args.image):
     image, bits, own_depth = photo_io.read_heic(args.image)
   else:
     image, bits = read_image(args.image)
   h, w = image.shape[:2]
-  focal_length_mm, sensor_width_mm, lens_source = lens_for(
-      args.image, args.focal_length_mm, args.sensor_width_mm)
   if args.blur_scale_px is None:
     print(f"lens: {focal_length_mm:g} mm on a {sensor_width_mm:g} mm wide sensor ({lens_source})")
 
@@ -333,14 +357,19 @@ def main(argv=None):
             f"the depth map is {depth_m.shape[1]}x{depth_m.shape[0]} but the photo is {w}x{h}; "
             "pass --resize_depth to resample it.")
       depth_m = depth_lib.resize_in_disparity(depth_m, h, w)
-  elif args.workdir:
+
+  from dofjax import compile_cache  # Before the first compile: reuses other runs' programs.
+  # The render is kept whole in the program folder; JAX's cache is for the predictor (--workdir).
+  folder = compile_cache.enable(xla_cache=args.workdir is not None)
+  programs = None if args.workdir else compile_cache.program_folder(folder)
+  if args.workdir:
     depth_m = predict_depth(args.workdir, image)
-  elif own_depth is not None:
+  elif not args.depth:
+    if own_depth is None:
+      raise errors.UserError(f"{os.path.basename(args.image)} has no depth image of its own: pass "
+                             "--depth=D (a depth map) or --workdir=W (a trained model).")
     depth_m = own_depth
     print(f"depth: the photo's own depth image, upsampled to {w}x{h} guided by the photo")
-  else:
-    raise errors.UserError(f"{os.path.basename(args.image)} has no depth image of its own: pass "
-                           "--depth=D (a depth map) or --workdir=W (a trained model).")
   depth_m, filled = complete_depth_stored(image, depth_m, programs)
 
   if args.focus_m is not None:

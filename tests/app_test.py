@@ -14,6 +14,7 @@ from dofjax import app
 from dofjax import dof
 from dofjax import errors
 from dofjax import render
+from dofjax import render_plan
 from dofjax.app import __main__ as app_main
 from dofjax.app import server
 
@@ -132,7 +133,8 @@ def test_warm_up_compiles_the_programs_the_renders_then_use(files):
   assert keys[:4] == [preview, preview[:3] + (8, True), full, full[:3] + (8, True)]
   # Then the buckets either side (there is none below the smallest).
   assert {k[2] for k in keys if k[:2] == full[:2]} == {
-      dof.plan_max_radius(full[2] * 0.666), full[2], dof.plan_max_radius(full[2] * 1.01)}
+      render_plan.plan_max_radius(full[2] * 0.666), full[2],
+      render_plan.plan_max_radius(full[2] * 1.01)}
   app.warm_up(keys[1])            # The preview with 8 blades ...
   traces = dof.render_trace_count()
   eight = app.parse_settings(dict(x=20, y=24, f_number=1.4, focal_length_mm=85, blades=8,

@@ -7,8 +7,10 @@ off: render_test.py.)
 import os
 
 import numpy as np
+import pytest
 
 from dofjax import compile_cache
+from dofjax import errors
 
 
 def _computed(calls, *arrays):
@@ -85,3 +87,24 @@ def test_a_program_read_from_jax_cache_is_used_but_only_a_fresh_compile_is_store
   assert len(os.listdir(folder)) == 1                      # A fresh compile is stored ...
   loaded = compile_cache.stored_program(folder, "f", "k", None, **trees)
   np.testing.assert_allclose(loaded(x), np.sin(x) + 1.5, rtol=1e-6)   # ... and read back.
+
+
+def test_the_folder_is_kept_under_its_size_bound_least_recently_used_first(tmp_path, monkeypatch):
+  folder, calls = str(tmp_path / "store"), []
+  block = np.zeros(100_000, np.float32)            # About 0.4 MB stored.
+  monkeypatch.setenv(compile_cache.MAX_MB_VARIABLE, "1")
+  for key in ("a", "b"):
+    compile_cache.stored_arrays(folder, "depth", key, _computed(calls, block))
+  os.utime(os.path.join(folder, os.listdir(folder)[0]), (1, 1))   # Both look old ...
+  os.utime(os.path.join(folder, os.listdir(folder)[1]), (1, 1))
+  compile_cache.stored_arrays(folder, "depth", "a", _computed(calls, block))   # ... "a" is used.
+  assert len(calls) == 2
+  compile_cache.stored_arrays(folder, "depth", "c", _computed(calls, block))   # Over 1 MB: ...
+  assert len(os.listdir(folder)) == 2
+  compile_cache.stored_arrays(folder, "depth", "a", _computed(calls, block))   # ... "a" stays,
+  assert len(calls) == 3
+  compile_cache.stored_arrays(folder, "depth", "b", _computed(calls, block))   # "b" went.
+  assert len(calls) == 4
+  monkeypatch.setenv(compile_cache.MAX_MB_VARIABLE, "lots")
+  with pytest.raises(errors.UserError, match="DOFJAX_PROGRAMS_MAX_MB='lots'.*megabytes"):
+    compile_cache.program_folder(str(tmp_path))

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from dofjax import dof
+from dofjax import render_plan
 from dof_test import assert_slope_matches_differences  # tests/ is on sys.path under pytest.
 
 H, W = 48, 96
@@ -221,7 +222,7 @@ def test_polygon_kernel_has_its_corners_at_the_stated_rotation(blades, rotation)
   assert (kernel / kernel.max()).sum() == pytest.approx(area, rel=0.03)
 
 
-@pytest.mark.parametrize("method", dof.METHODS)
+@pytest.mark.parametrize("method", render_plan.METHODS)
 def test_polygonal_bokeh_keeps_the_energy_of_a_point_light(method):
   radius = MAX_RADIUS
   image = np.zeros((H, W, 3), np.float32)
@@ -366,9 +367,9 @@ def test_large_discs_keep_crisp_rims_with_the_default_method(radius, factor, max
   # A 7-layer plan with a layer at the disc's radius (its layers at t = 2/3); the image is wide
   # enough that the disc's coverage is 1 everywhere on it (nearer to the border, normalising by
   # coverage rightly brightens the blur).
-  size, plan = 192, dict(max_radius=radius / dof.layer_radii(7, 1.0)[-2], num_layers=7)
-  assert dof.layer_radii(**plan)[-2] == pytest.approx(radius)
-  assert dof._layer_factor(radius, dof.DEFAULT_METHOD) == factor
+  size, plan = 192, dict(max_radius=radius / render_plan.layer_radii(7, 1.0)[-2], num_layers=7)
+  assert render_plan.layer_radii(**plan)[-2] == pytest.approx(radius)
+  assert dof._layer_factor(radius, render_plan.DEFAULT_METHOD) == factor
   image = np.zeros((size, size, 3), np.float32)
   c = size // 2
   image[c, c] = 1.0

@@ -15,11 +15,12 @@ import numpy as np
 import pytest
 
 from dofjax import dof
+from dofjax import render_plan
 
 H, W = 64, 96
 LAYERS, MAX_RADIUS = 5, 16.0      # Layer radii -16, -4.76, 0, 4.76, 16 px.
 STEP = MAX_RADIUS / (LAYERS // 2)  # The mean layer step, 8 px (the fill's edge threshold).
-NEAR_LAYER = float(dof.layer_radii(LAYERS, MAX_RADIUS)[LAYERS // 2 + 1])  # 4.76 px.
+NEAR_LAYER = float(render_plan.layer_radii(LAYERS, MAX_RADIUS)[LAYERS // 2 + 1])  # 4.76 px.
 
 
 def _render(image, s, *, method="fft"):
@@ -45,13 +46,14 @@ def test_blur_scale_matches_thin_lens_example():
 
 
 def test_layer_plan():
-  np.testing.assert_allclose(dof.layer_radii(LAYERS, MAX_RADIUS),
+  np.testing.assert_allclose(render_plan.layer_radii(LAYERS, MAX_RADIUS),
                              [-16, -16 / 2 ** 1.75, 0, 16 / 2 ** 1.75, 16])
   # The default plan: one layer on the focal plane, the ends at +-max_radius, antisymmetric, and
   # steps that grow away from focus (the first one under 1 px at 32 px, the last one ~6.7 px).
-  radii = dof.layer_radii()
-  assert len(radii) == dof.DEFAULT_NUM_LAYERS and radii[len(radii) // 2] == 0
-  np.testing.assert_allclose(radii[[0, -1]], [-dof.DEFAULT_MAX_RADIUS, dof.DEFAULT_MAX_RADIUS])
+  radii = render_plan.layer_radii()
+  assert len(radii) == render_plan.DEFAULT_NUM_LAYERS and radii[len(radii) // 2] == 0
+  np.testing.assert_allclose(radii[[0, -1]],
+                             [-render_plan.DEFAULT_MAX_RADIUS, render_plan.DEFAULT_MAX_RADIUS])
   np.testing.assert_allclose(radii, -radii[::-1])
   steps = np.diff(radii[len(radii) // 2:])
   assert np.all(np.diff(steps) > 0) and steps[0] < 1.0 and 6.0 < steps[-1] < 7.0
@@ -60,17 +62,17 @@ def test_layer_plan():
   assert [dof._layer_factor(r, m) for r in (8, 16) for m in ("fft", "direct")] == [1] * 4
   assert dof.preview_settings(W) == (W / 8, round(W / 16))
   with pytest.raises(ValueError, match="odd integer"):
-    dof.layer_radii(4, 8.0)
+    render_plan.layer_radii(4, 8.0)
 
 
-@pytest.mark.parametrize("method", dof.METHODS)
+@pytest.mark.parametrize("method", render_plan.METHODS)
 def test_focal_plane_returns_input(method):
   image = np.random.default_rng(0).random((H, W, 3), np.float32)
   out = _render(image, np.zeros((H, W), np.float32), method=method)
   np.testing.assert_allclose(out, image, atol=1e-5)
 
 
-@pytest.mark.parametrize("method", dof.METHODS)
+@pytest.mark.parametrize("method", render_plan.METHODS)
 def test_constant_image_stays_constant(method):
   rng = np.random.default_rng(1)
   image = np.full((H, W, 3), [0.2, 0.5, 0.9], np.float32)

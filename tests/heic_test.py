@@ -37,6 +37,20 @@ def test_heic_without_depth_reads_and_says_what_to_add(tmp_path):
     render.main(["render", path, f"--output={tmp_path / 'o.png'}"])
 
 
+def test_the_lens_of_a_heic_is_read_before_anything_registered_its_reader(tmp_path, monkeypatch):
+  # The render CLI reads the EXIF lens first (before JAX starts loading), so nothing has opened a
+  # HEIC yet in that process: the look-up registers pillow-heif's reader itself.
+  exif = Image.Exif()
+  exif.get_ifd(0x8769)[0xA405] = 26                     # FocalLengthIn35mmFilm.
+  path = _heic(str(tmp_path / "IMG_0002.HEIC"), np.zeros((32, 48, 3), np.uint8),
+               exif=exif.tobytes())
+  monkeypatch.setattr(Image, "ID", [i for i in Image.ID if i != "HEIF"])
+  monkeypatch.setattr(Image, "OPEN", {k: v for k, v in Image.OPEN.items() if k != "HEIF"})
+  with pytest.raises(OSError):
+    Image.open(path)                                    # No reader registered ...
+  assert photo_io.exif_lens(path) == (26.0, "EXIF FocalLengthIn35mmFilm")   # ... until now.
+
+
 def test_a_heic_without_pillow_heif_says_how_to_install_it(tmp_path, monkeypatch):
   monkeypatch.setitem(sys.modules, "pillow_heif", None)      # import pillow_heif -> ImportError.
   with pytest.raises(errors.UserError, match=r"IMG_0002.heic is a HEIC photo; reading it needs "

@@ -17,6 +17,7 @@ from dofjax import depth_completion
 from dofjax import dof
 from dofjax import errors
 from dofjax import render
+from dofjax import render_plan
 
 H, W = 64, 96
 SMALL = ["--num_layers=5", "--max_radius=16"]   # dof_test.LAYERS, dof_test.MAX_RADIUS.
@@ -126,10 +127,10 @@ def test_cli_follows_the_largest_coc_and_says_when_capped(files, capsys):
 
 
 def test_plan_buckets_bound_the_programs_and_waste_at_most_half():
-  buckets = sorted({dof.plan_max_radius(r) for r in np.linspace(0.1, 256.0, 5000)})
+  buckets = sorted({render_plan.plan_max_radius(r) for r in np.linspace(0.1, 256.0, 5000)})
   assert buckets == [8.0, 12.0, 16.0, 24.0, 32.0, 48.0, 64.0, 96.0, 128.0, 192.0, 256.0]
   for r in np.linspace(8.0, 300.0, 997):
-    assert r <= dof.plan_max_radius(r) <= 1.5 * r
+    assert r <= render_plan.plan_max_radius(r) <= 1.5 * r
 
 
 @pytest.mark.parametrize("output,message", [
@@ -211,6 +212,38 @@ def test_completed_depth_is_stored_per_photo_and_depth_content(tmp_path, monkeyp
   assert len(os.listdir(folder)) == 2                      # No holes: nothing to store.
 
 
+def test_the_cli_module_leaves_jax_to_a_background_import(files, tmp_path):
+  # JAX takes over a second to import: the CLI decodes the photo and the depth meanwhile, which
+  # only works while importing the CLI does not import JAX itself.
+  result = _run_python(
+      "import sys; from dofjax import render\n"
+      "print('before main', 'jax' in sys.modules)\n"
+      "render.main(sys.argv)\nprint('after main', 'jax' in sys.modules)",
+      files["photo"], f"--depth={files['depth']}", "--blur_scale_px=20", *SMALL,
+      f"--output={tmp_path / 'b.png'}", env={"DOFJAX_COMPILATION_CACHE": "0"})
+  assert result.returncode == 0, result.stderr
+  assert "before main False" in result.stdout and "after main True" in result.stdout
+
+
+@pytest.mark.parametrize("bits", [8, 16])
+def test_photos_are_read_and_written_in_exact_steps(tmp_path, bits):
+  top = (1 << bits) - 1
+  dtype = np.uint16 if bits == 16 else np.uint8
+  stored = np.random.default_rng(bits).integers(0, top + 1, (40, 30, 3)).astype(dtype)
+  stored[0, :3] = [[0, 1, top], [top, 0, 1], [2, top - 1, 0]]      # Both ends of the range.
+  cv2.imwrite(str(tmp_path / "p.png"), stored)
+  image, got_bits = render.read_image(str(tmp_path / "p.png"))
+  assert got_bits == bits and image.dtype == np.float32
+  # RGB in [0, 1], exactly the stored value / (2^bits - 1) in float32.
+  np.testing.assert_array_equal(image, stored[..., ::-1].astype(np.float32) / np.float32(top))
+  # Written back (in blocks of rows smaller than the photo): the same stored values; beyond
+  # [0, 1] clipped, and in between rounded to the nearest step.
+  np.testing.assert_array_equal(render.to_stored(image, bits, rows=7), stored)
+  edges = np.array([[[-0.2, 1.7, 0.49 / top], [0.51 / top, 1.49 / top, (top - 0.4) / top]]])
+  assert render.to_stored(edges, bits, rows=1)[..., ::-1].tolist() == [[[0, top, 0],
+                                                                        [1, 1, top]]]
+
+
 def test_png_is_written_without_an_opencv_warning(tmp_path, capfd):
   render.write_image(str(tmp_path / "a.png"), np.zeros((4, 4, 3), np.float32))
   render.write_image(str(tmp_path / "a.jpg"), np.zeros((4, 4, 3), np.float32))
@@ -236,7 +269,7 @@ def test_aperture_and_highlight_flags_reach_the_renderer(files, monkeypatch, ext
     seen.update(kwargs)
     return image
 
-  monkeypatch.setattr(render.dof, "render_disparity", fake_render)
+  monkeypatch.setattr(dof, "render_disparity", fake_render)
   assert render.main(["render", files["photo"], f"--depth={files['depth']}",
                       f"--output={files['out']}", *extra]) == 0
   assert {k: seen[k] for k in expected} == expected

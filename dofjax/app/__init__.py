@@ -19,6 +19,7 @@ from dofjax import dof
 from dofjax import errors
 from dofjax import photo_io
 from dofjax import render
+from dofjax import render_plan
 
 # px: the preview rendered while a slider is dragged: small enough to follow the hand (~0.08 MP:
 # tens of ms per render on a 2-core CPU; docs/speed.md), the full size follows on release.
@@ -179,8 +180,8 @@ def preview_inputs(image, depth_m, long_side=PREVIEW_LONG_SIDE):
 def render_preview(image_small, depth_small, depth_m, settings):
   """Reduced-size render while a slider moves. Focus comes from the click on the full-size
   depth_m (as render_full); the lens is the same, so the blur scales with the width. The largest
-  blur radius is rounded up to a plan bucket (`dof.plan_max_radius`), so that dragging a slider
-  compiles a handful of renderers rather than one per pixel of radius (each compile takes
+  blur radius is rounded up to a plan bucket (`render_plan.plan_max_radius`), so that dragging a
+  slider compiles a handful of renderers rather than one per pixel of radius (each compile takes
   seconds).
 
   Returns (h x w x 3 float32 sRGB in [0, 1], info dict).
@@ -190,7 +191,7 @@ def render_preview(image_small, depth_small, depth_m, settings):
   largest = float(np.max(dof.coc_radius_px(
       depth_completion.fill_farther(depth_small), focus_distance_m=focus, f_number=settings.f_number,
       focal_length_mm=settings.focal_length_mm, image_width_px=width)))
-  max_radius = dof.plan_max_radius(largest)
+  max_radius = render_plan.plan_max_radius(largest)
   out, info = render.render_photo(image_small, depth_small, focus_m=focus, max_radius=max_radius,
                                   **render_kwargs(settings))
   return out, dict(info, focus_m=focus, width=width, height=image_small.shape[0])
@@ -206,7 +207,8 @@ def plan_key(depth_m, settings, focus_depth_m=None):
   largest = dof.largest_coc_radius_px(depth_m, focus_distance_m=focus,
                                       f_number=settings.f_number,
                                       focal_length_mm=settings.focal_length_mm)
-  return depth_m.shape + (dof.plan_max_radius(largest), settings.blades, settings.highlights)
+  return depth_m.shape + (render_plan.plan_max_radius(largest), settings.blades,
+                          settings.highlights)
 
 
 def warm_up_keys(depth_m, depth_small, settings, apertures=APERTURES):
@@ -219,7 +221,7 @@ def warm_up_keys(depth_m, depth_small, settings, apertures=APERTURES):
   keys = [(h, w, radius, b, highlights) for h, w, radius, _, highlights in plans for b in blades]
   for h, w, radius, b, highlights in plans:
     for other in (radius * 0.666, radius * 1.01):   # The buckets below and above.
-      keys.append((h, w, dof.plan_max_radius(other), b, highlights))
+      keys.append((h, w, render_plan.plan_max_radius(other), b, highlights))
   return list(dict.fromkeys(keys))   # Unique, in order.
 
 
@@ -260,10 +262,8 @@ def result_png(out, bits):
 def jpeg(rgb):
   """HxWx3 RGB (uint8, or float in [0, 1]) -> JPEG bytes (quality 90) for the page."""
   import cv2
-  if rgb.dtype != np.uint8:
-    rgb = (np.clip(rgb, 0, 1) * 255.0 + 0.5).astype(np.uint8)
-  ok, data = cv2.imencode(".jpg", np.ascontiguousarray(rgb[..., ::-1]),
-                          [cv2.IMWRITE_JPEG_QUALITY, 90])
+  bgr = np.ascontiguousarray(rgb[..., ::-1]) if rgb.dtype == np.uint8 else render.to_stored(rgb)
+  ok, data = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 90])
   if not ok:
     raise RuntimeError(f"cv2.imencode failed for an image of shape {rgb.shape}.")
   return data.tobytes()
