@@ -213,10 +213,9 @@ def clipped_share(level, coc_radius_px, max_radius):
   while scales[-1] < min(HIGHLIGHT_WINDOW_SCALE * float(max_radius), max(h, w)):
     scales.append(2.0 * scales[-1])
   t = jnp.log2(jnp.maximum(HIGHLIGHT_WINDOW_SCALE * jnp.abs(coc_radius_px), lo) / lo)
-  ones = jnp.ones_like(level)
   share = jnp.zeros_like(level)
   for j, radius in enumerate(scales):
-    mean = _box_sum(level, int(radius)) / _box_sum(ones, int(radius))
+    mean = _box_sum(level, int(radius)) / _box_area(h, w, int(radius), level.dtype)
     weight = jnp.maximum(1.0 - jnp.abs(t - j), 0.0)
     if j == len(scales) - 1:
       weight = jnp.where(t >= j, 1.0, weight)
@@ -229,11 +228,26 @@ def _box_sum(x, radius):
   def along(x, axis):
     n = x.shape[axis]
     c = jnp.cumsum(x, axis=axis)
-    c = jnp.concatenate([jnp.zeros_like(jax.lax.slice_in_dim(c, 0, 1, axis=axis)), c], axis=axis)
-    hi = jnp.minimum(jnp.arange(n) + radius + 1, n)
-    lo = jnp.maximum(jnp.arange(n) - radius, 0)
-    return jnp.take(c, hi, axis=axis) - jnp.take(c, lo, axis=axis)
+    # q[m] = (sum of the first m - radius values), m - radius clipped to [0, n]: the window of
+    # pixel i, from max(i - radius, 0) to min(i + radius, n - 1), sums to q[i + 2 radius + 1] -
+    # q[i]. Slices of the prefix sums rather than an index gather, which XLA:CPU runs slower.
+    widths = [(0, 0)] * x.ndim
+    widths[axis] = (radius + 1, 0)
+    q = jnp.pad(c, widths)
+    widths[axis] = (0, radius)
+    q = jnp.pad(q, widths, mode="edge")
+    return (jax.lax.slice_in_dim(q, 2 * radius + 1, 2 * radius + 1 + n, axis=axis)
+            - jax.lax.slice_in_dim(q, 0, n, axis=axis))
   return along(along(x, 1), 0)
+
+
+def _box_area(h, w, radius, dtype):
+  """(H, W) number of pixels in each pixel's (2 radius + 1)^2 window clipped to the image: the
+  outer product of the clipped window lengths along each axis (exact integers)."""
+  def lengths(n):
+    i = np.arange(n)
+    return jnp.asarray(np.minimum(i + radius + 1, n) - np.maximum(i - radius, 0), dtype)
+  return lengths(h)[:, None] * lengths(w)[None, :]
 
 
 def recover_highlights(image01, *, gain, threshold=PHOTO_HIGHLIGHT_THRESHOLD,

@@ -107,6 +107,16 @@ def test_boost_share_rule_keeps_lights_and_drops_large_clipped_areas():
   np.testing.assert_allclose(dof.clipped_share(jnp.full((H, W), 0.25), r, 40.0), 0.25, atol=1e-5)
 
 
+def test_clipped_share_is_the_mean_over_the_window_clipped_to_the_image():
+  rng = np.random.default_rng(1)
+  level = (rng.random((20, 30)) * (rng.random((20, 30)) > 0.7)).astype(np.float32)
+  for radius, window in ((4.0, 4), (40.0, 32)):     # On a scale of the ladder: that window alone.
+    share = np.asarray(dof.clipped_share(jnp.asarray(level), jnp.full((20, 30), radius), 40.0))
+    for y, x in ((0, 0), (3, 29), (10, 15), (19, 7)):   # Corners, edges and the middle.
+      box = level[max(y - window, 0):y + window + 1, max(x - window, 0):x + window + 1]
+      assert share[y, x] == pytest.approx(box.mean(), abs=1e-6)
+
+
 def test_recovery_leaves_pixels_on_the_focal_plane_alone():
   # Flat patches in focus (|CoC| < 0.5 px, so up to 8% of each pixel sits on a 6-px layer):
   # near-white 247, clipped white, grey; checked >= 7 px inside each, where that blur sees one
