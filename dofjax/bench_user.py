@@ -11,7 +11,9 @@ Three measurements (docs/speed.md shows and explains the figures):
   is compiled.
 - A scripted app session of 20 setting changes on the Motorcycle (each a preview, then the full
   size, as the page does on release), after the first render and the warm-up the app starts
-  with it: the distinct programs compiled, and how many changes waited on a compile.
+  with it: the distinct programs compiled, and how many changes waited on a compile. Then a
+  restarted app's first render, its programs read back from the folder the session stored them
+  in. The app's measurements store programs as `python -m dofjax.app` does.
 """
 
 import os
@@ -120,11 +122,12 @@ def run_cli(name, image, depth_m, focus_px, other_flags, folder, repeats=3):
   return result
 
 
-def preview_latency(image, depth_m, focus_px, f_numbers=F_NUMBER_DRAG):
+def preview_latency(image, depth_m, focus_px, f_numbers=F_NUMBER_DRAG, programs=None):
   """Seconds per app preview request (server side) while the f-number is dragged, after the
-  first preview (which may compile); also whether any of them compiled."""
+  first preview (which may compile); also whether any of them compiled. programs: the app's
+  folder of stored programs (`server.AppState`)."""
   from dofjax.app import server  # pylint: disable=g-import-not-at-top
-  state = server.AppState(warm_up=False)
+  state = server.AppState(warm_up=False, programs=programs)
   session = server.Session(image=image)
   server.set_depth(session, depth_m, ["--depth=depth.png"])
   x, y = focus_px
@@ -138,11 +141,12 @@ def preview_latency(image, depth_m, focus_px, f_numbers=F_NUMBER_DRAG):
   return times, dof.render_trace_count() - traces
 
 
-def scripted_session(image, depth_m, changes=SESSION, focus_px=(420, 200)):
+def scripted_session(image, depth_m, changes=SESSION, focus_px=(420, 200), programs=None):
   """The app's state through a first render (focused on pixel focus_px), its warm-up, then
-  `changes` (each a preview and the full size): dict of the figures."""
+  `changes` (each a preview and the full size): dict of the figures. programs: the app's folder
+  of stored programs (`server.AppState`)."""
   from dofjax.app import server  # pylint: disable=g-import-not-at-top
-  state = server.AppState()
+  state = server.AppState(programs=programs)
   session = server.Session(image=image)
   server.set_depth(session, depth_m, ["--depth=depth.png"])
   fields = dict(x=focus_px[0], y=focus_px[1], f_number=1.8, focal_length_mm=50.0, highlights=True, blades=0,
@@ -175,6 +179,22 @@ def scripted_session(image, depth_m, changes=SESSION, focus_px=(420, 200)):
               changes=len(changes), compile_waits=waits, change_s=slow)
 
 
+def restarted_first_render(image, depth_m, programs, focus_px=(420, 200)):
+  """Seconds of an app's first render (preview, then full size) when an earlier app stored its
+  programs in `programs`: a fresh `server.AppState` with nothing compiled in memory (the
+  process's imports already done)."""
+  from dofjax.app import server  # pylint: disable=g-import-not-at-top
+  dof._STORED_RENDERS.clear()  # pylint: disable=protected-access
+  state = server.AppState(warm_up=False, programs=programs)
+  session = server.Session(image=image)
+  server.set_depth(session, depth_m, ["--depth=depth.png"])
+  t0 = time.perf_counter()
+  for seq, full in enumerate((False, True)):
+    server.render(state, session, dict(x=focus_px[0], y=focus_px[1], f_number=1.8, full=full,
+                                       seq=seq))
+  return time.perf_counter() - t0
+
+
 def run_user(args):
   """All three measurements; prints them; returns a dict of the figures (JSON-able)."""
   from dofjax import bench_dof  # pylint: disable=g-import-not-at-top
@@ -195,14 +215,26 @@ def run_user(args):
                           [("focus elsewhere", [f"--focus_px={w // 2},{h // 5}"], 3),
                            ("f-2.0", [f"--focus_px={w // 2},{int(h * 0.6)}", "--f_number=2.0"],
                             3)], folder))
-  times, compiled = preview_latency(big, big_depth, (w // 2, int(h * 0.6)))
+    # The app as `python -m dofjax.app` runs it: its programs stored in a folder of its own.
+    programs = os.path.join(folder, "app_programs")
+    result.update(run_app(bike, bike_depth, big, big_depth, programs))
+  result["megapixels_per_second"] = None
+  return result
+
+
+def run_app(bike, bike_depth, big, big_depth, programs):
+  """The app's measurements (previews on `big`, the scripted session and a restart on `bike`),
+  with stored programs in the folder `programs`; prints them; returns a dict of the figures."""
+  result = {}
+  h, w = big_depth.shape
+  times, compiled = preview_latency(big, big_depth, (w // 2, int(h * 0.6)), programs=programs)
   ms = [1000 * t for t in times]
   print(f"app previews while dragging the f-number, {w}x{h} photo, server side: median "
         f"{statistics.median(ms):.0f} ms, max {max(ms):.0f} ms over {len(ms)} requests "
         f"({compiled} compiled): " + ", ".join(f"{t:.0f}" for t in ms))
   result.update(preview_ms_median=round(statistics.median(ms), 1), preview_ms_max=round(max(ms), 1),
                 preview_compiled=compiled)
-  session = scripted_session(bike, bike_depth)
+  session = scripted_session(bike, bike_depth, programs=programs)
   print(f"app session on the Motorcycle: first render (preview + full) "
         f"{session['first_render_s']:.1f} s, then the warm-up {session['warm_up_s']:.1f} s "
         f"({session['programs_first']} programs); {session['changes']} setting changes: "
@@ -211,5 +243,8 @@ def run_user(args):
         f"per change median {statistics.median(session['change_s']):.2f} s, max "
         f"{max(session['change_s']):.2f} s")
   result.update({f"session_{k}": v for k, v in session.items() if k != "change_s"})
-  result["megapixels_per_second"] = None
+  restart = restarted_first_render(bike, bike_depth, programs)
+  print(f"app restarted (its programs stored by the session above, none in memory): first render "
+        f"(preview + full) {restart:.2f} s")
+  result["restarted_first_render_s"] = round(restart, 2)
   return result

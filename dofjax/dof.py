@@ -889,20 +889,25 @@ def _stored_render(folder, args, kwargs, static):
 
 def compile_render(height, width, *, num_layers=render_plan.DEFAULT_NUM_LAYERS,
                    max_radius=render_plan.DEFAULT_MAX_RADIUS, method=render_plan.DEFAULT_METHOD,
-                   aperture_blades=0, highlights=False):
+                   aperture_blades=0, highlights=False, programs=None):
   """Compiles, without running it, the program `render_disparity` uses for one (height, width)
   image with these static settings (highlights: a gain > 0 or not), so a later render with them
-  finds it compiled (and the persistent cache holds it, when on). Safe to call from a background
-  thread while other renders run. Returns None."""
+  finds it compiled (and the persistent cache holds it, when on). programs: None, or the folder of
+  stored programs that the later renders pass to `render_disparity`: the program is loaded from
+  there or compiled and stored, and those renders then neither trace nor compile it. Safe to call
+  from a background thread while other renders run. Returns None."""
   render_plan.check_layers(num_layers, max_radius)
   _check_aperture(aperture_blades)
   scalar = jax.ShapeDtypeStruct((), jnp.float32)
-  _render_jit.lower(
-      jax.ShapeDtypeStruct((height, width, 3), jnp.float32),
-      jax.ShapeDtypeStruct((height, width), jnp.float32), scalar, scalar,
-      radii=tuple(float(r) for r in render_plan.layer_radii(num_layers, max_radius)),
-      method=method, blades=int(aperture_blades), highlights=bool(highlights), rotation_deg=scalar,
-      highlight_gain=scalar, highlight_threshold=scalar).compile()
+  args = (jax.ShapeDtypeStruct((height, width, 3), jnp.float32),
+          jax.ShapeDtypeStruct((height, width), jnp.float32), scalar, scalar)
+  kwargs = dict(rotation_deg=scalar, highlight_gain=scalar, highlight_threshold=scalar)
+  static = dict(radii=tuple(float(r) for r in render_plan.layer_radii(num_layers, max_radius)),
+                method=method, blades=int(aperture_blades), highlights=bool(highlights))
+  if programs is None:
+    _render_jit.lower(*args, **kwargs, **static).compile()
+  else:
+    _stored_render(programs, args, kwargs, static)
 
 
 def largest_coc_radius_px(depth_m, *, focus_distance_m, f_number, focal_length_mm,

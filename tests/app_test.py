@@ -2,6 +2,7 @@
 every bad input becomes a message in the page while the server keeps running."""
 
 import json
+import os
 import threading
 import urllib.error
 import urllib.request
@@ -141,6 +142,24 @@ def test_warm_up_compiles_the_programs_the_renders_then_use(files):
                                   rotation_deg=20))
   app.render_preview(small_image, small_depth, depth_m, eight)
   assert dof.render_trace_count() == traces     # ... is then used, not compiled again.
+
+
+def test_a_restarted_app_loads_the_programs_its_warm_up_stored(files, tmp_path, monkeypatch):
+  image, _ = app.read_photo_bytes(files["photo"].read_bytes())
+  depth_m = app.read_depth_bytes(files["depth"].read_bytes(), image.shape[:2])
+  # A preview size no other test renders, so its program is compiled here (and stored), not read
+  # from the session's persistent XLA cache.
+  small_image, small_depth = app.preview_inputs(image, depth_m, long_side=37)
+  settings = app.parse_settings(dict(x=20, y=24, f_number=2.0, focal_length_mm=50))
+  folder = str(tmp_path / "programs")
+  app.warm_up(app.plan_key(small_depth, settings, depth_m), folder)
+  assert [name.split("-")[0] for name in os.listdir(folder)] == ["render"]
+  traces = dof.render_trace_count()
+  first, _ = app.render_preview(small_image, small_depth, depth_m, settings, folder)
+  monkeypatch.setattr(dof, "_STORED_RENDERS", {})      # A new process: nothing in memory ...
+  again, _ = app.render_preview(small_image, small_depth, depth_m, settings, folder)
+  assert dof.render_trace_count() == traces             # ... and still nothing traced,
+  np.testing.assert_array_equal(again, first)           # the same image.
 
 
 def test_stale_requests_are_dropped_and_the_newest_wins(files):

@@ -157,10 +157,13 @@ def render_kwargs(settings):
               aperture_rotation_deg=settings.rotation_deg)
 
 
-def render_full(image, depth_m, settings):
-  """Full-size render: (HxWx3 float32 sRGB in [0, 1], info dict), the CLI's image bit for bit."""
+def render_full(image, depth_m, settings, programs=None):
+  """Full-size render: (HxWx3 float32 sRGB in [0, 1], info dict), the CLI's image bit for bit.
+  programs: None, or the folder of stored compiled programs (`compile_cache.program_folder`):
+  the render's program is loaded from there, or compiled and stored for the next start."""
   focus = render.focus_from_pixel(depth_m, settings.x, settings.y)
-  out, info = render.render_photo(image, depth_m, focus_m=focus, **render_kwargs(settings))
+  out, info = render.render_photo(image, depth_m, focus_m=focus, programs=programs,
+                                  **render_kwargs(settings))
   return out, dict(info, focus_m=focus, width=image.shape[1], height=image.shape[0])
 
 
@@ -177,12 +180,12 @@ def preview_inputs(image, depth_m, long_side=PREVIEW_LONG_SIDE):
   return small, depth_lib.resize_in_disparity(depth_m, size[1], size[0])
 
 
-def render_preview(image_small, depth_small, depth_m, settings):
+def render_preview(image_small, depth_small, depth_m, settings, programs=None):
   """Reduced-size render while a slider moves. Focus comes from the click on the full-size
   depth_m (as render_full); the lens is the same, so the blur scales with the width. The largest
   blur radius is rounded up to a plan bucket (`render_plan.plan_max_radius`), so that dragging a
   slider compiles a handful of renderers rather than one per pixel of radius (each compile takes
-  seconds).
+  seconds). programs: as `render_full`.
 
   Returns (h x w x 3 float32 sRGB in [0, 1], info dict).
   """
@@ -193,7 +196,7 @@ def render_preview(image_small, depth_small, depth_m, settings):
       focal_length_mm=settings.focal_length_mm, image_width_px=width)))
   max_radius = render_plan.plan_max_radius(largest)
   out, info = render.render_photo(image_small, depth_small, focus_m=focus, max_radius=max_radius,
-                                  **render_kwargs(settings))
+                                  programs=programs, **render_kwargs(settings))
   return out, dict(info, focus_m=focus, width=width, height=image_small.shape[0])
 
 
@@ -225,11 +228,13 @@ def warm_up_keys(depth_m, depth_small, settings, apertures=APERTURES):
   return list(dict.fromkeys(keys))   # Unique, in order.
 
 
-def warm_up(key):
+def warm_up(key, programs=None):
   """Compiles, without rendering, the program of plan key `key` (see `plan_key`): the one
-  render.render_photo (render_full's and render_preview's path) then uses, with its defaults."""
+  render.render_photo (render_full's and render_preview's path) then uses, with its defaults.
+  programs: as `render_full` (loaded from there when stored, else compiled and stored)."""
   h, w, radius, blades, highlights = key
-  dof.compile_render(h, w, max_radius=radius, aperture_blades=blades, highlights=highlights)
+  dof.compile_render(h, w, max_radius=radius, aperture_blades=blades, highlights=highlights,
+                     programs=programs)
 
 
 def cli_args(settings, photo="photo.jpg", depth_flags=("--depth=depth_mm.png",),

@@ -29,9 +29,12 @@ def main(argv=None):
     raise errors.UserError(f"--port must be in [0, 65535]; got {args.port}.")
   from dofjax import compile_cache
   from dofjax.app import server  # Imports jax: after the flags are checked.
-  compile_cache.enable()
+  # As the photo CLI: renders are kept whole in the program folder (a restarted app loads them
+  # without tracing); JAX's own cache is for the predictor (--workdir).
+  folder = compile_cache.enable(xla_cache=args.workdir is not None)
   try:
-    httpd = server.make_server("127.0.0.1", args.port, args.workdir)
+    httpd = server.make_server("127.0.0.1", args.port, args.workdir,
+                               programs=compile_cache.program_folder(folder))
   except OSError as e:
     raise errors.UserError(f"cannot listen on 127.0.0.1:{args.port} ({e.strerror}); pass "
                            "another --port, or --port=0 for any free one.") from None

@@ -50,9 +50,10 @@ class Session:
 class AppState:
   """Sessions (at most MAX_SESSIONS, least recently used dropped) and the render lock."""
 
-  def __init__(self, workdir=None, warm_up=True):
+  def __init__(self, workdir=None, warm_up=True, programs=None):
     self.workdir = workdir
     self.warm_up = warm_up             # Whether new depth starts `start_warm_up`.
+    self.programs = programs           # Folder of stored compiled programs, or None.
     self.sessions = collections.OrderedDict()
     self.lock = threading.Lock()       # Guards `sessions`, `waiting` and `newest`.
     self.render_lock = threading.Lock()
@@ -120,7 +121,7 @@ def start_warm_up(state, session, settings=None):
       if key not in state.compiled:
         # Compiling needs no render lock: a request that comes meanwhile renders at once
         # (sharing the cores with the compile, which mostly uses one).
-        app_lib.warm_up(key)
+        app_lib.warm_up(key, state.programs)
         state.compiled.add(key)
       session.warm_left -= 1
 
@@ -152,9 +153,10 @@ def render(state, session, fields):
         return dict(stale=True, seq=seq)
       t0 = time.perf_counter()
       if full:
-        out, info = app_lib.render_full(session.image, session.depth_m, settings)
+        out, info = app_lib.render_full(session.image, session.depth_m, settings, state.programs)
       else:
-        out, info = app_lib.render_preview(*session.small, session.depth_m, settings)
+        out, info = app_lib.render_preview(*session.small, session.depth_m, settings,
+                                           state.programs)
       seconds = time.perf_counter() - t0
       key = (info["height"], info["width"], info["max_radius"], settings.blades,
              settings.highlights)
@@ -266,8 +268,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
       self._json({"error": str(e)}, 400)
 
 
-def make_server(host, port, workdir=None, warm_up=True):
+def make_server(host, port, workdir=None, warm_up=True, programs=None):
   """A ThreadingHTTPServer for the app on host:port (port 0: a free one); warm_up: compile each
-  photo's likely programs in the background when its depth arrives."""
-  handler = type("AppHandler", (Handler,), {"state": AppState(workdir, warm_up)})
+  photo's likely programs in the background when its depth arrives; programs: None, or the folder
+  of stored compiled programs (`compile_cache.program_folder`) that renders load and store."""
+  handler = type("AppHandler", (Handler,), {"state": AppState(workdir, warm_up, programs)})
   return http.server.ThreadingHTTPServer((host, port), handler)
