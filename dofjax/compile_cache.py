@@ -8,7 +8,7 @@ Off: DOFJAX_COMPILATION_CACHE=0. JAX caches programs that took at least
 $JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS (default 1 s) to compile. docs/speed.md says more.
 
 JAX's cache skips only XLA's compile: each process still traces and lowers the program (seconds
-for the 17-layer renderer). So the photo CLI keeps whole compiled programs instead
+for the 17-layer renderer). So the photo CLI and the app keep whole compiled programs instead
 (`stored_program`; JAX's cache off, `enable(xla_cache=False)`) and other per-photo results
 (`stored_arrays`) in files under `<folder>/dofjax-programs` (`program_folder`), keyed on
 everything they depend on; a later process loads them instead of tracing. A missing, unreadable,
@@ -112,9 +112,10 @@ def _read(folder, name, key):
   try:
     with open(path, "rb") as f:
       blob = f.read()
-    os.utime(path)      # Recently used: the last to be evicted.
   except OSError:
     return None
+  with contextlib.suppress(OSError):   # A read-only folder is still read.
+    os.utime(path)                     # Recently used: the last to be evicted.
   head = len(_MAGIC) + 32
   if not blob.startswith(_MAGIC) or len(blob) < head + len(key_bytes):
     return None
@@ -157,7 +158,7 @@ def max_folder_bytes():
   if not megabytes >= 0:
     raise errors.UserError(f"{MAX_MB_VARIABLE}={text!r}: it must be a size in megabytes >= 0 "
                            f"(default {DEFAULT_MAX_MB}).")
-  return int(megabytes * 2**20)
+  return int(min(megabytes, 2.0**40) * 2**20)     # "inf": no bound.
 
 
 def _evict(folder, keep):

@@ -105,6 +105,8 @@ def test_the_folder_is_kept_under_its_size_bound_least_recently_used_first(tmp_p
   assert len(calls) == 3
   compile_cache.stored_arrays(folder, "depth", "b", _computed(calls, block))   # "b" went.
   assert len(calls) == 4
+  monkeypatch.setenv(compile_cache.MAX_MB_VARIABLE, "inf")                     # No bound.
+  assert compile_cache.max_folder_bytes() >= 2**60
   monkeypatch.setenv(compile_cache.MAX_MB_VARIABLE, "lots")
   with pytest.raises(errors.UserError, match="DOFJAX_PROGRAMS_MAX_MB='lots'.*megabytes"):
     compile_cache.program_folder(str(tmp_path))
