@@ -122,14 +122,21 @@ def run_cli(name, image, depth_m, focus_px, other_flags, folder, repeats=3):
   return result
 
 
+def _app_session(image, depth_m, **state_options):
+  """(server.AppState(**state_options), a server.Session holding the photo `image` and its
+  depth `depth_m` in metres, as after the page's uploads)."""
+  from dofjax.app import server  # pylint: disable=g-import-not-at-top
+  session = server.Session(image=image)
+  server.set_depth(session, depth_m, ["--depth=depth.png"])
+  return server.AppState(**state_options), session
+
+
 def preview_latency(image, depth_m, focus_px, f_numbers=F_NUMBER_DRAG, programs=None):
   """Seconds per app preview request (server side) while the f-number is dragged, after the
   first preview (which may compile); also whether any of them compiled. programs: the app's
   folder of stored programs (`server.AppState`)."""
   from dofjax.app import server  # pylint: disable=g-import-not-at-top
-  state = server.AppState(warm_up=False, programs=programs)
-  session = server.Session(image=image)
-  server.set_depth(session, depth_m, ["--depth=depth.png"])
+  state, session = _app_session(image, depth_m, warm_up=False, programs=programs)
   x, y = focus_px
   server.render(state, session, dict(x=x, y=y, f_number=1.8))
   times, traces = [], dof.render_trace_count()
@@ -146,9 +153,7 @@ def scripted_session(image, depth_m, changes=SESSION, focus_px=(420, 200), progr
   `changes` (each a preview and the full size): dict of the figures. programs: the app's folder
   of stored programs (`server.AppState`)."""
   from dofjax.app import server  # pylint: disable=g-import-not-at-top
-  state = server.AppState(programs=programs)
-  session = server.Session(image=image)
-  server.set_depth(session, depth_m, ["--depth=depth.png"])
+  state, session = _app_session(image, depth_m, programs=programs)
   fields = dict(x=focus_px[0], y=focus_px[1], f_number=1.8, focal_length_mm=50.0, highlights=True, blades=0,
                 rotation_deg=0.0)
   traces0, seq = dof.render_trace_count(), 0
@@ -185,9 +190,7 @@ def restarted_first_render(image, depth_m, programs, focus_px=(420, 200)):
   process's imports already done)."""
   from dofjax.app import server  # pylint: disable=g-import-not-at-top
   dof._STORED_RENDERS.clear()  # pylint: disable=protected-access
-  state = server.AppState(warm_up=False, programs=programs)
-  session = server.Session(image=image)
-  server.set_depth(session, depth_m, ["--depth=depth.png"])
+  state, session = _app_session(image, depth_m, warm_up=False, programs=programs)
   t0 = time.perf_counter()
   for seq, full in enumerate((False, True)):
     server.render(state, session, dict(x=focus_px[0], y=focus_px[1], f_number=1.8, full=full,

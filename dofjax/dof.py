@@ -800,7 +800,6 @@ def render_disparity(image, disparity, *, focus_disparity, blur_scale_px,
   if image.shape[-1] != 3 or image.shape[:-1] != disparity.shape or image.ndim not in (3, 4):
     raise ValueError(f"image must be (H, W, 3) or (N, H, W, 3) and disparity (H, W) or "
                      f"(N, H, W) of the same size; got {image.shape} and {disparity.shape}.")
-  radii = tuple(float(r) for r in render_plan.layer_radii(num_layers, max_radius))
   if image.ndim == 3:
     d_f = jnp.asarray(focus_disparity, jnp.float32)
     k = jnp.asarray(blur_scale_px, jnp.float32)
@@ -812,11 +811,19 @@ def render_disparity(image, disparity, *, focus_disparity, blur_scale_px,
   kwargs = dict(rotation_deg=jnp.asarray(aperture_rotation_deg, jnp.float32),
                 highlight_gain=jnp.asarray(highlight_gain, jnp.float32),
                 highlight_threshold=jnp.asarray(highlight_threshold, jnp.float32))
-  static = dict(radii=radii, method=method, blades=int(aperture_blades), highlights=highlights)
+  static = _render_static(num_layers, max_radius, method, aperture_blades, highlights)
   if programs is None or any(isinstance(x, jax.core.Tracer)
                              for x in jax.tree_util.tree_leaves((args, kwargs))):
     return _render_jit(*args, **kwargs, **static)
   return _stored_render(programs, args, kwargs, static)(*args, **kwargs)
+
+
+def _render_static(num_layers, max_radius, method, blades, highlights):
+  """`_render_jit`'s static keywords for a layer plan, kernel method, aperture blade count and
+  highlight recovery on/off: one place, so `compile_render` and `render_disparity` name (and
+  store) the same program."""
+  return dict(radii=tuple(float(r) for r in render_plan.layer_radii(num_layers, max_radius)),
+              method=method, blades=int(blades), highlights=bool(highlights))
 
 
 def _highlights_on(gain, threshold):
@@ -902,8 +909,7 @@ def compile_render(height, width, *, num_layers=render_plan.DEFAULT_NUM_LAYERS,
   args = (jax.ShapeDtypeStruct((height, width, 3), jnp.float32),
           jax.ShapeDtypeStruct((height, width), jnp.float32), scalar, scalar)
   kwargs = dict(rotation_deg=scalar, highlight_gain=scalar, highlight_threshold=scalar)
-  static = dict(radii=tuple(float(r) for r in render_plan.layer_radii(num_layers, max_radius)),
-                method=method, blades=int(aperture_blades), highlights=bool(highlights))
+  static = _render_static(num_layers, max_radius, method, aperture_blades, highlights)
   if programs is None:
     _render_jit.lower(*args, **kwargs, **static).compile()
   else:
